@@ -1,0 +1,168 @@
+"""The ``tradepulse`` command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from tradepulse import __version__
+from tradepulse.config import ConfigError, Settings, load_settings, settings_as_toml
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="tradepulse",
+    help="A fast, honest algorithmic trading platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect and check settings.", no_args_is_help=True)
+bus_app = typer.Typer(help="Inspect the message bus.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(bus_app, name="bus")
+
+console = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (also TRADEPULSE_CONFIG).", show_default=False),
+]
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    """Return validated settings, or exit with status 2 and a message naming the bad key."""
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop."""
+    return uvloop.run(coro)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tradepulse {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """tradepulse: market data -> features -> ML signal -> risk -> execution -> portfolio, with an API."""
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop by itself after this many seconds and print a summary.")
+    ] = None,
+    transport: Annotated[
+        str | None, typer.Option(help="Bus transport: memory (default) or redis.", show_default=False)
+    ] = None,
+    panel: Annotated[bool, typer.Option(help="Show the live terminal panel.")] = True,
+) -> None:
+    """Run the whole platform in one process (in-process bus, SQLite, simulated market)."""
+    from tradepulse.observability.logging import setup_logging
+    from tradepulse.runtime.embedded import EmbeddedRuntime
+
+    settings = settings_from(config, **{"bus.transport": transport})
+    setup_logging(settings.log_level, err)
+    runtime = EmbeddedRuntime(settings, console=console)
+    try:
+        summary = run_async(runtime.run(duration=duration, panel=(panel and console.is_terminal) or panel))
+    except Exception as exc:  # a start-up failure (e.g. Redis unreachable) is one clear line, not a trace
+        from tradepulse.bus import BusError
+
+        if isinstance(exc, BusError | OSError):
+            err.print(f"[red]cannot start:[/red] {exc}")
+            raise typer.Exit(1) from None
+        raise
+    table = Table(title=f"summary after {summary.seconds:.1f} s")
+    for column in ("stream", "published", "delivered", "acked", "dead", "msgs/s"):
+        table.add_column(column, justify="left" if column == "stream" else "right")
+    for stream, ops in sorted(summary.streams.items()):
+        table.add_row(
+            stream,
+            f"{ops.get('published', 0):,}",
+            f"{ops.get('delivered', 0):,}",
+            f"{ops.get('acked', 0):,}",
+            f"{ops.get('dead_lettered', 0):,}",
+            f"{ops.get('published', 0) / max(summary.seconds, 1e-9):,.0f}",
+        )
+    console.print(table)
+    for pipeline, stages in summary.latency_ms.items():
+        lat = Table(title=f"{pipeline}: stage latency (ms)")
+        for column in ("stage", "p50", "p95", "p99", "p99.9"):
+            lat.add_column(column, justify="left" if column == "stage" else "right")
+        for stage, p in stages.items():
+            lat.add_row(stage, *(f"{p[k]:.3f}" for k in ("p50", "p95", "p99", "p99.9")))
+        console.print(lat)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective settings as TOML (defaults, file and environment merged)."""
+    console.print(settings_as_toml(settings_from(config)), markup=False, highlight=False)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the settings and exit 0, or print what is wrong and exit 2."""
+    settings_from(config)
+    console.print("settings are valid")
+
+
+@bus_app.command("dead-letters")
+def bus_dead_letters(
+    stream: Annotated[str, typer.Argument(help="The stream whose dead letters to list (e.g. orders:0).")],
+    count: Annotated[int, typer.Option(help="How many, oldest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """List a stream's dead letters with their errors (Redis transport)."""
+    from tradepulse.bus import make_transport
+
+    settings = settings_from(config, **{"bus.transport": "redis"})
+
+    async def fetch() -> list[Any]:
+        bus = make_transport(settings)
+        try:
+            return await bus.dead_letters(stream, count)
+        finally:
+            await bus.close()
+
+    rows = run_async(fetch())
+    table = Table(title=f"dead letters of {stream}")
+    for column in ("id", "entry", "group", "deliveries", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.dead_letter_id, row.entry_id, row.group, str(row.deliveries), row.error)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``tradepulse`` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

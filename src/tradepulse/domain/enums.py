@@ -1,0 +1,90 @@
+"""Enumerations shared by orders, fills and signals."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        """Return +1 for BUY and -1 for SELL."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+    STOP_LIMIT = "STOP_LIMIT"
+
+
+class TimeInForce(StrEnum):
+    DAY = "DAY"
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        return self not in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+
+class RejectReason(StrEnum):
+    """Why an order was refused. Risk checks, the engine and brokers each use these codes."""
+
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    INSTRUMENT_NOT_TRADABLE = "INSTRUMENT_NOT_TRADABLE"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    INVALID_PRICE = "INVALID_PRICE"
+    MAX_ORDER_QUANTITY = "MAX_ORDER_QUANTITY"
+    MAX_ORDER_NOTIONAL = "MAX_ORDER_NOTIONAL"
+    PRICE_COLLAR = "PRICE_COLLAR"
+    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
+    MAX_POSITION = "MAX_POSITION"
+    MAX_GROSS_EXPOSURE = "MAX_GROSS_EXPOSURE"
+    INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
+    RATE_LIMIT = "RATE_LIMIT"
+    TRADING_HALTED = "TRADING_HALTED"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    NO_LIQUIDITY = "NO_LIQUIDITY"
+    MARKET_CLOSED = "MARKET_CLOSED"
+    BROKER_ERROR = "BROKER_ERROR"
+    LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class SignalAction(StrEnum):
+    SELL = "SELL"
+    HOLD = "HOLD"
+    BUY = "BUY"
+
+
+class Liquidity(StrEnum):
+    MAKER = "MAKER"
+    TAKER = "TAKER"

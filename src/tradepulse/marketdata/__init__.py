@@ -1,0 +1,1 @@
+"""Market data: the simulator, file loaders and bar aggregation."""

@@ -1,0 +1,53 @@
+"""Prometheus metric definitions, in one place, with the seed's names where the seed names them.
+
+Histograms in milliseconds use buckets fine enough for a sub-millisecond platform and wide enough for the
+seed's 100 ms alert thresholds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MS_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    20.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1000.0,
+    2500.0,
+    5000.0,
+)
+
+BUS_MESSAGES = Counter(
+    "bus_messages_total",
+    "Bus messages by stream and operation (published, delivered, acked, redelivered, dead_lettered, ...).",
+    ["stream", "operation"],
+)
+
+STAGE_LATENCY = Histogram(
+    "stage_latency_milliseconds",
+    "Time a message spent in each stage of the trading loop, from its stage stamps.",
+    ["stage"],
+    buckets=MS_BUCKETS,
+)
+
+EXECUTION_LATENCY = Histogram(
+    "execution_latency_milliseconds",
+    "Order submitted -> terminal execution report, end to end (the seed's execution SLO).",
+    buckets=MS_BUCKETS,
+)
+
+MODEL_ACCURACY = Gauge(
+    "model_accuracy",
+    "Accuracy of the live model's signals on labels that have matured (the seed's LowModelAccuracy alert).",
+    ["model_version"],
+)

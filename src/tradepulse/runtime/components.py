@@ -1,0 +1,21 @@
+"""The components the embedded runtime starts, in start order (stopped in reverse).
+
+To plug a new part of the platform into ``tradepulse run``, add a factory here. A factory receives the
+settings and returns a component, or None when the settings switch the component off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tradepulse.config import Settings
+from tradepulse.runtime.component import Component
+from tradepulse.runtime.market import MarketState, SimulatedFeed
+
+ComponentFactory = Callable[[Settings], Component | None]
+
+#: consumers first, so that they are listening before producers start
+COMPONENTS: list[ComponentFactory] = [
+    lambda settings: MarketState(),
+    lambda settings: SimulatedFeed(),
+]

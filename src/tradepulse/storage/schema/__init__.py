@@ -1,0 +1,1 @@
+"""One module per component, each exposing ``MIGRATIONS: list[Migration]``; discovered automatically."""
