@@ -54,6 +54,8 @@ class BusConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     maxlen: PositiveInt = 1_000_000
     #: how often the publisher trims streams to ``maxlen``
     trim_interval_ms: PositiveInt = 1_000
+    #: number of ``orders:{p}`` partitions (a symbol always maps to the same one; see bus/streams.py)
+    order_partitions: PositiveInt = 4
 
 
 class RedisConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,11 +8,10 @@ import time
 from collections.abc import Mapping, Sequence
 
 from tradepulse.bus import Consumer, Delivery
+from tradepulse.bus.streams import TICKS
 from tradepulse.domain import Tick, stamp
 from tradepulse.marketdata.simulator import MarketSimulator
 from tradepulse.runtime.component import RuntimeContext
-
-TICKS = "ticks"
 
 
 class SimulatedFeed:
