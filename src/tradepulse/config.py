@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,11 @@ CONFIG_ENV = "TRADEPULSE_CONFIG"
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 NonNegativeInt = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+#: money, quantities and ratios in settings are exact decimals (write them as strings or integers); msgspec
+#: cannot bound a Decimal, so :func:`_check_decimals` does (every Decimal field is finite and >= 0, and those
+#: annotated PositiveDecimal > 0)
+PositiveDecimal = Annotated[Decimal, msgspec.Meta(description="positive")]
+NonNegativeDecimal = Annotated[Decimal, msgspec.Meta(description="non-negative")]
 
 
 class ConfigError(ValueError):
@@ -33,7 +39,20 @@ class ConfigError(ValueError):
 
 
 class _Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    pass
+    def __post_init__(self) -> None:
+        _check_decimals(self)
+
+
+def _check_decimals(config: msgspec.Struct) -> None:
+    """Raise ValueError naming the field if a Decimal setting is not finite, negative, or zero where positive."""
+    for field in msgspec.structs.fields(config):
+        value = getattr(config, field.name)
+        if not isinstance(value, Decimal):
+            continue
+        if not value.is_finite() or value < 0:
+            raise ValueError(f"{field.name}: must be a finite number >= 0, got {value}")
+        if value == 0 and "positive" in str(field.type) and "non-negative" not in str(field.type):
+            raise ValueError(f"{field.name}: must be > 0, got {value}")
 
 
 class BusConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,6 +93,8 @@ class DatabaseConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=T
     sqlite_path: str = "var/tradepulse.db"
     pool_min: PositiveInt = 2
     pool_max: PositiveInt = 10
+    #: PostgreSQL schema for our tables ("" = the server's default search path); tests use one per test
+    schema: str = ""
 
 
 class MarketConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,6 +111,110 @@ class MarketConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     volatility: PositiveFloat = 0.3
 
 
+class InstrumentSpec(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One tradable instrument (see :class:`tradepulse.domain.Instrument`)."""
+
+    symbol: str
+    tick_size: PositiveDecimal = Decimal("0.01")
+    lot_size: PositiveDecimal = Decimal(1)
+    price_precision: Annotated[int, msgspec.Meta(ge=0, le=12)] = 2
+    currency: str = "USD"
+    tradable: bool = True
+
+
+class InstrumentsConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The instrument universe. Empty ``universe`` means: the market simulator's symbols with the defaults."""
+
+    universe: tuple[InstrumentSpec, ...] = ()
+    tick_size: PositiveDecimal = Decimal("0.01")
+    lot_size: PositiveDecimal = Decimal(1)
+    #: symbols known but not tradable (orders are rejected with INSTRUMENT_NOT_TRADABLE)
+    halted_symbols: tuple[str, ...] = ()
+
+
+class RiskConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Pre-trade risk limits. Every limit is inclusive: an order exactly at a limit passes, above it fails."""
+
+    #: accounts that may trade, each starting with ``starting_cash`` the first time the ledger sees it
+    accounts: tuple[str, ...] = ("default",)
+    starting_cash: NonNegativeDecimal = Decimal(10_000_000)
+    currency: str = "USD"
+    max_order_quantity: PositiveDecimal = Decimal(100_000)
+    max_order_notional: PositiveDecimal = Decimal(5_000_000)
+    #: a limit price further than this fraction from the reference (last) price is a fat finger
+    price_collar: PositiveDecimal = Decimal("0.10")
+    #: largest absolute position per symbol, counting every open order as if it filled
+    max_position: PositiveDecimal = Decimal(1_000_000)
+    #: largest sum over symbols of |worst-case position| x price, counting open orders
+    max_gross_exposure: PositiveDecimal = Decimal(100_000_000)
+    #: buys need cash minus what open buys reserve, plus this many basis points for fees
+    check_cash: bool = True
+    fee_reserve_bps: NonNegativeDecimal = Decimal(10)
+    #: sells beyond the (position minus open sells) open a short; off means such sells are rejected
+    allow_short: bool = True
+    #: orders per second per strategy (a token bucket of that size, refilled continuously), per engine process
+    max_orders_per_s: PositiveInt = 100_000
+    #: a realized + unrealized loss beyond this halts trading (0 = off); only an admin call resumes it
+    max_daily_loss: NonNegativeDecimal = Decimal(0)
+    #: how often engines re-read the persisted trading state (ACTIVE / REDUCING / HALTED)
+    state_poll_ms: PositiveInt = 200
+
+
+class VenueConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The simulated exchange and the paper broker."""
+
+    #: fees in basis points of notional, per fill, rounded half-even to the cent
+    maker_fee_bps: NonNegativeDecimal = Decimal("0.5")
+    taker_fee_bps: NonNegativeDecimal = Decimal(1)
+    #: latency model: each call waits base + exponential(jitter) microseconds (0 = answer at once)
+    latency_us: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    latency_jitter_us: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    seed: int = 11
+    #: synthetic depth built from each tick: this many price levels per side
+    depth_levels: PositiveInt = 5
+    #: each level holds at least this many lots, whatever the tick's quoted size
+    min_level_lots: PositiveInt = 500
+    #: each level deeper holds this many times the one before
+    depth_growth: PositiveDecimal = Decimal("1.5")
+    #: paper broker slippage: fixed basis points plus ``impact_bps`` per quoted size traded
+    slippage_bps: NonNegativeDecimal = Decimal(1)
+    impact_bps: NonNegativeDecimal = Decimal(5)
+    #: the venue's durable journal (survives a crash of the process hosting it); "" keeps the venue in memory
+    journal_dir: str = "var/venue"
+    #: fsync the journal on every batch (survives power loss too, at a cost); off survives process crashes
+    journal_fsync: bool = False
+    #: seconds after midnight UTC at which DAY orders expire (-1 = never, e.g. a 24/7 simulation)
+    session_close_s: Annotated[int, msgspec.Meta(ge=-1, le=86_399)] = -1
+
+
+class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The execution engine."""
+
+    #: this engine's name: owner of the orders it admits (and of its venue's journal); unique per process
+    engine_name: str = "engine-1"
+    broker: Literal["simulated", "paper"] = "simulated"
+    #: most orders handled per batch (one ledger transaction and one broker call each)
+    max_batch: PositiveInt = 512
+    #: after a short read, wait up to this long for more (0 = adaptive only: take what is waiting, no wait)
+    batch_window_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
+    broker_timeout_ms: PositiveInt = 2_000
+    #: how often UNKNOWN orders are queried
+    resolve_interval_ms: PositiveInt = 250
+    #: an order the broker still does not know this long after it was sent is rejected (never resent)
+    unknown_grace_ms: PositiveInt = 5_000
+    #: ledger retry back-off while PostgreSQL is unavailable (new orders are refused meanwhile)
+    ledger_retry_ms: PositiveInt = 250
+    #: how long SIGTERM waits for in-flight work
+    drain_timeout_s: PositiveFloat = 10.0
+    #: most events in one ``reports`` stream entry
+    report_batch: PositiveInt = 256
+    #: order recently handled kept in memory to answer duplicates without a ledger read
+    recent_orders: PositiveInt = 200_000
+    #: a built-in random order flow for ``tradepulse run`` (orders per second; 0 = off)
+    demo_orders_per_s: NonNegativeDecimal = Decimal(0)
+
+
 class RuntimeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: panel refreshes per second
     panel_refresh_hz: PositiveFloat = 2.0
@@ -102,8 +227,13 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     database: DatabaseConfig = DatabaseConfig()
     market: MarketConfig = MarketConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    instruments: InstrumentsConfig = InstrumentsConfig()
+    risk: RiskConfig = RiskConfig()
+    venue: VenueConfig = VenueConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.bus.block_ms >= self.redis.socket_timeout_s * 1000 - 250:
             raise ConfigError(
                 f"bus.block_ms ({self.bus.block_ms}) must be at least 250 ms below redis.socket_timeout_s "
@@ -240,4 +370,6 @@ def _toml_value(value: Any) -> str:
         return msgspec.json.encode(value).decode()
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)

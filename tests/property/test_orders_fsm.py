@@ -23,6 +23,7 @@ from tradepulse.domain import (
     OrderPartiallyFilled,
     OrderRejected,
     OrderStatus,
+    OrderUnknown,
     Side,
     SubmitOrder,
 )
@@ -44,6 +45,8 @@ def event_for(order: Order, kind: OrderEventKind, n: int, part: Decimal = Decima
         return OrderCanceled(client_order_id="c1")
     if kind is OrderEventKind.EXPIRE:
         return OrderExpired(client_order_id="c1")
+    if kind is OrderEventKind.UNKNOWN:
+        return OrderUnknown(client_order_id="c1")
     open_qty = order.quantity - order.filled_quantity
     if kind is OrderEventKind.FILL:
         qty = open_qty if open_qty > 0 else Decimal(1)

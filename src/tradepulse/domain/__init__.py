@@ -15,6 +15,7 @@ from tradepulse.domain.enums import (
     Side,
     SignalAction,
     TimeInForce,
+    TradingState,
 )
 from tradepulse.domain.fills import Fill
 from tradepulse.domain.instruments import Instrument, InstrumentError
@@ -34,9 +35,11 @@ from tradepulse.domain.orders import (
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
+    OrderUnknown,
     SubmitOrder,
 )
 from tradepulse.domain.positions import Account, Position
+from tradepulse.domain.reports import TERMINAL_EVENT_KINDS, ExecutionReport, ReportItem, is_terminal_item
 from tradepulse.domain.signals import Signal
 
 #: Every concrete message type that may travel on the bus. The codec decodes exactly these.
@@ -53,15 +56,19 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     OrderFilled,
     OrderCanceled,
     OrderExpired,
+    OrderUnknown,
+    ExecutionReport,
 )
 
 __all__ = [
     "MESSAGE_TYPES",
+    "TERMINAL_EVENT_KINDS",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "Account",
     "Bar",
     "CancelOrder",
+    "ExecutionReport",
     "Fill",
     "Instrument",
     "InstrumentError",
@@ -80,14 +87,18 @@ __all__ = [
     "OrderRejected",
     "OrderStatus",
     "OrderType",
+    "OrderUnknown",
     "Position",
     "RejectReason",
+    "ReportItem",
     "Side",
     "Signal",
     "SignalAction",
     "SubmitOrder",
     "Tick",
     "TimeInForce",
+    "TradingState",
+    "is_terminal_item",
     "stage_durations",
     "stamp",
     "to_decimal",

@@ -35,6 +35,8 @@ class TimeInForce(StrEnum):
 
 class OrderStatus(StrEnum):
     NEW = "NEW"
+    #: sent to the broker, but the call timed out: the broker may or may not have it until a query says
+    UNKNOWN = "UNKNOWN"
     ACCEPTED = "ACCEPTED"
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
@@ -72,11 +74,22 @@ class RejectReason(StrEnum):
     TRADING_HALTED = "TRADING_HALTED"
     REDUCE_ONLY = "REDUCE_ONLY"
     DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    #: the broker never received the order (its submit timed out or the engine crashed); it was not resent
+    LOST_AT_BROKER = "LOST_AT_BROKER"
     NO_LIQUIDITY = "NO_LIQUIDITY"
     MARKET_CLOSED = "MARKET_CLOSED"
     BROKER_ERROR = "BROKER_ERROR"
     LEDGER_UNAVAILABLE = "LEDGER_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class TradingState(StrEnum):
+    """The kill switch. REDUCING admits only orders that shrink a position; HALTED admits none."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
 
 
 class SignalAction(StrEnum):

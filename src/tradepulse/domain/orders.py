@@ -8,6 +8,10 @@ The order lifecycle is a table of (status, event kind) -> status (:data:`TRANSIT
      |                 |  \\--fill--> FILLED         |  \\--partial fill (loop)
      |                 +--cancel/expire--> CANCELED/EXPIRED <--cancel/expire--+
      +--reject--> REJECTED,  --cancel--> CANCELED
+     +--unknown--> UNKNOWN --accept--> ACCEPTED,  --reject--> REJECTED
+
+UNKNOWN is where an order waits when the broker call that sent it timed out: the broker may or may not have it.
+Only an answer from the broker (a report, or a query by client order id) moves it on; it is never resent blindly.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class OrderEventKind(StrEnum):
     FILL = "FILL"
     CANCEL = "CANCEL"
     EXPIRE = "EXPIRE"
+    UNKNOWN = "UNKNOWN"
 
 
 S, K = OrderStatus, OrderEventKind
@@ -47,6 +52,9 @@ TRANSITIONS: dict[tuple[OrderStatus, OrderEventKind], OrderStatus] = {
     (S.NEW, K.ACCEPT): S.ACCEPTED,
     (S.NEW, K.REJECT): S.REJECTED,
     (S.NEW, K.CANCEL): S.CANCELED,
+    (S.NEW, K.UNKNOWN): S.UNKNOWN,
+    (S.UNKNOWN, K.ACCEPT): S.ACCEPTED,
+    (S.UNKNOWN, K.REJECT): S.REJECTED,
     (S.ACCEPTED, K.PARTIAL_FILL): S.PARTIALLY_FILLED,
     (S.ACCEPTED, K.FILL): S.FILLED,
     (S.ACCEPTED, K.CANCEL): S.CANCELED,
@@ -106,9 +114,10 @@ class SubmitOrder(Message, frozen=True, kw_only=True):
 
 
 class CancelOrder(Message, frozen=True, kw_only=True):
-    """Command: cancel an open order."""
+    """Command: cancel an open order. ``symbol`` routes the command to the order's partition."""
 
     client_order_id: str
+    symbol: str = ""
     account_id: str = "default"
     ts_ns: int = 0
 
@@ -149,6 +158,14 @@ class OrderCanceled(OrderEvent, frozen=True, kw_only=True):
 
 class OrderExpired(OrderEvent, frozen=True, kw_only=True):
     kind: ClassVar[OrderEventKind] = OrderEventKind.EXPIRE
+    message: str = ""
+
+
+class OrderUnknown(OrderEvent, frozen=True, kw_only=True):
+    """The broker call that sent the order timed out; a query by client order id will resolve it."""
+
+    kind: ClassVar[OrderEventKind] = OrderEventKind.UNKNOWN
+    message: str = ""
 
 
 class Order(Message, frozen=True, kw_only=True):
@@ -229,7 +246,7 @@ class Order(Message, frozen=True, kw_only=True):
         elif isinstance(event, OrderRejected):
             changes["reject_reason"] = event.reason
             changes["status_message"] = event.message
-        elif isinstance(event, OrderCanceled):
+        elif isinstance(event, OrderCanceled | OrderExpired | OrderUnknown):
             changes["status_message"] = event.message
         elif isinstance(event, OrderPartiallyFilled | OrderFilled):
             changes.update(self._fill_changes(event))
@@ -269,6 +286,7 @@ __all__ = [
     "OrderFilled",
     "OrderPartiallyFilled",
     "OrderRejected",
+    "OrderUnknown",
     "SubmitOrder",
     "validate_client_order_id",
 ]

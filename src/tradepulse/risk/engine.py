@@ -1,0 +1,194 @@
+"""Pre-trade risk checks, each with a reason code, and the kill switch.
+
+:meth:`RiskEngine.check` runs the checks in a fixed order and returns the first failure, or accepts the order
+and *reserves* its worst case in the account's :class:`~tradepulse.risk.book.AccountRisk` so that the next
+order (in the same batch or later) is checked against it. Every limit is inclusive: an order exactly at a limit
+passes; one smallest step above it fails.
+
+Order of the checks (the reason codes of :class:`~tradepulse.domain.RejectReason`):
+
+1. TRADING_HALTED (kill switch HALTED)            8. PRICE_COLLAR (limit/stop too far from the last price)
+2. UNKNOWN_ACCOUNT                                 9. MAX_ORDER_NOTIONAL
+3. UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_TRADABLE    10. REDUCE_ONLY (kill switch REDUCING)
+4. INVALID_QUANTITY (lot), INVALID_PRICE (tick)   11. MAX_POSITION (counting open orders)
+5. RATE_LIMIT (per strategy)                      12. MAX_GROSS_EXPOSURE (counting open orders)
+6. MAX_ORDER_QUANTITY                             13. INSUFFICIENT_CASH (buys, counting open buys and a fee
+7. NO_REFERENCE_PRICE (no market data yet)            reserve)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from tradepulse.clock import Clock
+from tradepulse.config import RiskConfig
+from tradepulse.domain import Instrument, OrderType, RejectReason, Side, SubmitOrder, TradingState
+from tradepulse.domain.money import ZERO
+from tradepulse.risk.book import AccountRisk, Marks
+from tradepulse.risk.instruments import InstrumentRegistry
+from tradepulse.risk.rate import RateLimiter
+
+_BPS = Decimal(10_000)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """The outcome of the checks: accepted with the reserve price, or rejected with a reason."""
+
+    reason: RejectReason | None = None
+    message: str = ""
+    #: the price the order's quantity is reserved at (limit, stop, or the collar bound for a market order)
+    reserve_price: Decimal = ZERO
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
+def _reject(reason: RejectReason, message: str) -> RiskDecision:
+    return RiskDecision(reason, message)
+
+
+class RiskEngine:
+    """Check orders against the limits of ``config`` and the current trading state."""
+
+    def __init__(self, config: RiskConfig, instruments: InstrumentRegistry, clock: Clock) -> None:
+        self.config = config
+        self.instruments = instruments
+        self.state = TradingState.ACTIVE
+        self._rates = RateLimiter(config.max_orders_per_s, clock)
+        self._accounts = frozenset(config.accounts)
+        self._collar = config.price_collar
+        self._fee_reserve = config.fee_reserve_bps / _BPS
+        self.rejected: dict[RejectReason, int] = {}
+        self.accepted = 0
+
+    def check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks) -> RiskDecision:
+        """Return the decision for ``cmd``; on acceptance its worst case is reserved in ``account``."""
+        decision = self._check(cmd, account, marks)
+        if decision.reason is None:
+            assert account is not None
+            account.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
+            self.accepted += 1
+        else:
+            self.rejected[decision.reason] = self.rejected.get(decision.reason, 0) + 1
+        return decision
+
+    def _check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks) -> RiskDecision:
+        cfg = self.config
+        if self.state is TradingState.HALTED:
+            return _reject(RejectReason.TRADING_HALTED, "trading is HALTED (kill switch); only an admin can resume")
+        if account is None or cmd.account_id not in self._accounts:
+            return _reject(RejectReason.UNKNOWN_ACCOUNT, f"account {cmd.account_id!r} is not configured")
+        instrument = self.instruments.get(cmd.symbol)
+        if instrument is None:
+            return _reject(RejectReason.UNKNOWN_INSTRUMENT, f"symbol {cmd.symbol!r} is not a known instrument")
+        if not instrument.tradable:
+            return _reject(RejectReason.INSTRUMENT_NOT_TRADABLE, f"{cmd.symbol} is not tradable")
+        qty = cmd.quantity
+        if not instrument.is_valid_quantity(qty):
+            return _reject(
+                RejectReason.INVALID_QUANTITY, f"quantity {qty} is not a multiple of the lot {instrument.lot_size}"
+            )
+        for name, price in (("limit_price", cmd.limit_price), ("stop_price", cmd.stop_price)):
+            if price is not None and not instrument.is_valid_price(price):
+                return _reject(
+                    RejectReason.INVALID_PRICE, f"{name} {price} is not on the tick grid {instrument.tick_size}"
+                )
+        if not self._rates.allow(cmd.strategy_id):
+            return _reject(
+                RejectReason.RATE_LIMIT, f"strategy {cmd.strategy_id!r} exceeds {cfg.max_orders_per_s} orders/s"
+            )
+        if qty > cfg.max_order_quantity:
+            return _reject(RejectReason.MAX_ORDER_QUANTITY, f"quantity {qty} > max {cfg.max_order_quantity}")
+        ref = marks.price(cmd.symbol)
+        if ref is None:
+            return _reject(RejectReason.NO_REFERENCE_PRICE, f"no market price for {cmd.symbol} yet")
+        collar = self._collar_check(cmd, ref)
+        if collar is not None:
+            return collar
+        order_price = _order_price(cmd, ref)
+        notional = qty * order_price
+        if notional > cfg.max_order_notional:
+            return _reject(
+                RejectReason.MAX_ORDER_NOTIONAL,
+                f"notional {notional} ({qty} x {order_price}) > max {cfg.max_order_notional}",
+            )
+        reserve_price = self._reserve_price(cmd, ref, instrument)
+        exp = account.symbols.get(cmd.symbol)
+        position = exp.position if exp is not None else ZERO
+        buy_open = exp.buy_qty if exp is not None else ZERO
+        sell_open = exp.sell_qty if exp is not None else ZERO
+        if self.state is TradingState.REDUCING:
+            reducible = position - sell_open if cmd.side is Side.SELL else -position - buy_open
+            if reducible <= 0 or qty > reducible:
+                return _reject(
+                    RejectReason.REDUCE_ONLY,
+                    f"trading is REDUCING: only orders that shrink the {cmd.symbol} position "
+                    f"({position}, open buys {buy_open}, open sells {sell_open}) are allowed",
+                )
+        if cmd.side is Side.BUY:
+            worst_after = max(abs(position + buy_open + qty), abs(position - sell_open))
+        else:
+            worst_after = max(abs(position + buy_open), abs(position - sell_open - qty))
+            if not cfg.allow_short and position - sell_open - qty < 0:
+                return _reject(
+                    RejectReason.MAX_POSITION,
+                    f"short selling is off: selling {qty} with {position} held and {sell_open} already being sold",
+                )
+        if worst_after > cfg.max_position:
+            return _reject(
+                RejectReason.MAX_POSITION,
+                f"{cmd.symbol} position could reach {worst_after} counting open orders > max {cfg.max_position}",
+            )
+        worst_before = exp.worst_abs() if exp is not None else ZERO
+        if worst_after > worst_before:
+            mark = marks.price_or(cmd.symbol, ref)
+            gross_after = account.gross_exposure(marks) + (worst_after - worst_before) * mark
+            if gross_after > cfg.max_gross_exposure:
+                return _reject(
+                    RejectReason.MAX_GROSS_EXPOSURE,
+                    f"gross exposure could reach {gross_after} counting open orders > max {cfg.max_gross_exposure}",
+                )
+        if cfg.check_cash and cmd.side is Side.BUY:
+            needed = qty * reserve_price
+            needed += needed * self._fee_reserve
+            available = account.buying_power()
+            if needed > available:
+                return _reject(
+                    RejectReason.INSUFFICIENT_CASH,
+                    f"needs {needed} (with fee reserve) but only {available} is not reserved by open buys",
+                )
+        return RiskDecision(None, "", reserve_price)
+
+    def _collar_check(self, cmd: SubmitOrder, ref: Decimal) -> RiskDecision | None:
+        band = ref * self._collar
+        for name, price in (("limit_price", cmd.limit_price), ("stop_price", cmd.stop_price)):
+            if price is not None and abs(price - ref) > band:
+                return _reject(
+                    RejectReason.PRICE_COLLAR,
+                    f"{name} {price} is more than {self._collar:%} from the last price {ref}",
+                )
+        return None
+
+    def _reserve_price(self, cmd: SubmitOrder, ref: Decimal, instrument: Instrument) -> Decimal:
+        """Return the price the order's quantity is reserved at: its own price, or the collar's far edge."""
+        if cmd.order_type is OrderType.LIMIT or cmd.order_type is OrderType.STOP_LIMIT:
+            assert cmd.limit_price is not None
+            return cmd.limit_price
+        base = cmd.stop_price if cmd.stop_price is not None else ref
+        if cmd.side is Side.BUY:
+            return instrument.round_price(base * (1 + self._collar), ROUND_CEILING)
+        return max(instrument.tick_size, instrument.round_price(base * (1 - self._collar), ROUND_FLOOR))
+
+
+def _order_price(cmd: SubmitOrder, ref: Decimal) -> Decimal:
+    if cmd.limit_price is not None:
+        return cmd.limit_price
+    if cmd.stop_price is not None:
+        return cmd.stop_price
+    return ref
+
+
+__all__ = ["RiskDecision", "RiskEngine"]

@@ -1,0 +1,240 @@
+"""Pre-trade risk checks at their boundaries: limit - epsilon passes, limit passes, limit + epsilon fails."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tradepulse.clock import ManualClock
+from tradepulse.config import InstrumentsConfig, InstrumentSpec, RiskConfig
+from tradepulse.domain import OrderType, RejectReason, Side, SubmitOrder, TimeInForce, TradingState
+from tradepulse.risk import AccountRisk, InstrumentRegistry, Marks, RiskEngine
+
+D = Decimal
+INSTRUMENTS = InstrumentRegistry.from_config(
+    InstrumentsConfig(
+        universe=(
+            InstrumentSpec(symbol="AAA"),
+            InstrumentSpec(symbol="BBB"),
+            InstrumentSpec(symbol="FRAC", lot_size=D("0.001")),
+            InstrumentSpec(symbol="OFF", tradable=False),
+        )
+    )
+)
+_n = iter(range(1_000_000))
+
+
+def engine(clock: ManualClock | None = None, **limits: object) -> RiskEngine:
+    base: dict[str, object] = {
+        "max_order_quantity": D(1_000_000),
+        "max_order_notional": D(1_000_000_000),
+        "max_position": D(1_000_000),
+        "max_gross_exposure": D(1_000_000_000),
+        "fee_reserve_bps": D(0),
+        "max_orders_per_s": 1_000_000,
+    }
+    base.update(limits)
+    return RiskEngine(RiskConfig(**base), INSTRUMENTS, clock or ManualClock())  # type: ignore[arg-type]
+
+
+def marks(**prices: str) -> Marks:
+    m = Marks()
+    for symbol, price in {"AAA": "100.00", "BBB": "50.00", "FRAC": "100.00", **prices}.items():
+        m.set(symbol, D(price))
+    return m
+
+
+def account(cash: str = "1000000000") -> AccountRisk:
+    return AccountRisk("default", D(cash))
+
+
+def order(
+    qty: str | int = 1,
+    side: Side = Side.BUY,
+    symbol: str = "AAA",
+    limit: str | None = None,
+    stop: str | None = None,
+    strategy: str = "s",
+    account_id: str = "default",
+) -> SubmitOrder:
+    order_type = OrderType.MARKET
+    if limit is not None and stop is not None:
+        order_type = OrderType.STOP_LIMIT
+    elif limit is not None:
+        order_type = OrderType.LIMIT
+    elif stop is not None:
+        order_type = OrderType.STOP
+    return SubmitOrder(
+        client_order_id=f"o{next(_n)}",
+        symbol=symbol,
+        side=side,
+        quantity=D(qty),
+        order_type=order_type,
+        limit_price=None if limit is None else D(limit),
+        stop_price=None if stop is None else D(stop),
+        time_in_force=TimeInForce.DAY,
+        strategy_id=strategy,
+        account_id=account_id,
+    )
+
+
+def reason(eng: RiskEngine, cmd: SubmitOrder, acct: AccountRisk | None = None, m: Marks | None = None) -> object:
+    return eng.check(cmd, account() if acct is None else acct, marks() if m is None else m).reason
+
+
+@pytest.mark.parametrize(("qty", "ok"), [(999, True), (1000, True), (1001, False)])
+def test_max_order_quantity(qty: int, ok: bool) -> None:
+    assert reason(engine(max_order_quantity=D(1000)), order(qty)) == (None if ok else RejectReason.MAX_ORDER_QUANTITY)
+
+
+@pytest.mark.parametrize(("price", "ok"), [("99.99", True), ("100.00", True), ("100.01", False)])
+def test_max_order_notional(price: str, ok: bool) -> None:
+    eng = engine(max_order_notional=D(10_000))
+    got = reason(eng, order(100, limit=price))
+    assert got == (None if ok else RejectReason.MAX_ORDER_NOTIONAL)
+
+
+@pytest.mark.parametrize(
+    ("price", "ok"),
+    [("109.99", True), ("110.00", True), ("110.01", False), ("90.01", True), ("90.00", True), ("89.99", False)],
+)
+def test_price_collar_against_the_last_price(price: str, ok: bool) -> None:
+    eng = engine(price_collar=D("0.10"))
+    assert reason(eng, order(1, limit=price)) == (None if ok else RejectReason.PRICE_COLLAR)
+    assert reason(eng, order(1, stop=price)) == (None if ok else RejectReason.PRICE_COLLAR)
+
+
+@pytest.mark.parametrize(("qty", "ok"), [(999, True), (1000, True), (1001, False)])
+def test_max_position_counts_the_booked_position(qty: int, ok: bool) -> None:
+    acct = account()
+    acct.exposure("AAA").position = D(-500)
+    # a sell from -500 reaches -(500 + qty)
+    got = reason(engine(max_position=D(1500)), order(qty, side=Side.SELL), acct)
+    assert got == (None if ok else RejectReason.MAX_POSITION)
+
+
+def test_concurrent_orders_each_under_the_position_limit_cannot_breach_it_together() -> None:
+    eng, acct = engine(max_position=D(1000)), account()
+    decisions = [eng.check(order(11), acct, marks()) for _ in range(100)]
+    accepted = [d for d in decisions if d.accepted]
+    assert len(accepted) == 90  # 90 x 11 = 990; the 91st would make 1001
+    assert all(d.reason is RejectReason.MAX_POSITION for d in decisions[90:])
+    assert acct.exposure("AAA").buy_qty == 990
+
+
+def test_open_sells_and_buys_count_on_their_own_side() -> None:
+    eng, acct = engine(max_position=D(1000)), account()
+    assert eng.check(order(1000), acct, marks()).accepted
+    assert eng.check(order(1000, side=Side.SELL), acct, marks()).accepted  # worst case on each side is 1000
+    assert eng.check(order(1, side=Side.SELL), acct, marks()).reason is RejectReason.MAX_POSITION
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.MAX_POSITION
+
+
+def test_releasing_a_reservation_frees_the_limit() -> None:
+    eng, acct = engine(max_position=D(1000)), account()
+    assert eng.check(order(1000, limit="100.00"), acct, marks()).accepted
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.MAX_POSITION
+    acct.release("AAA", Side.BUY, D(400), D("100.00"))  # 400 canceled
+    assert eng.check(order(400), acct, marks()).accepted
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.MAX_POSITION
+
+
+@pytest.mark.parametrize(("qty", "ok"), [("9.999", True), ("10.000", True), ("10.001", False)])
+def test_max_gross_exposure_counts_open_orders_across_symbols(qty: str, ok: bool) -> None:
+    eng, acct = engine(max_gross_exposure=D(3000)), account()
+    acct.exposure("BBB").position = D(-20)  # 20 x 50 = 1000 short
+    assert eng.check(order(10, limit="100.00"), acct, marks()).accepted  # open buy: 10 x 100 = 1000
+    got = eng.check(order(qty, symbol="FRAC", limit="100.00"), acct, marks()).reason
+    assert got == (None if ok else RejectReason.MAX_GROSS_EXPOSURE)
+
+
+def test_an_order_that_reduces_exposure_is_not_stopped_by_gross_exposure() -> None:
+    eng, acct = engine(max_gross_exposure=D(1000)), account()
+    acct.exposure("AAA").position = D(20)  # 2000 > limit already (prices moved)
+    assert eng.check(order(5, side=Side.SELL), acct, marks()).accepted
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.MAX_GROSS_EXPOSURE
+
+
+@pytest.mark.parametrize(("price", "ok"), [("99.99", True), ("100.00", True), ("100.01", False)])
+def test_buying_power(price: str, ok: bool) -> None:
+    got = reason(engine(), order(100, limit=price), account(cash="10000"))
+    assert got == (None if ok else RejectReason.INSUFFICIENT_CASH)
+
+
+def test_buying_power_counts_open_buys_and_the_fee_reserve() -> None:
+    eng, acct = engine(fee_reserve_bps=D(10)), account(cash="10010")
+    assert eng.check(order(50, limit="100.00"), acct, marks()).accepted  # reserves 5000 (+ 5 fee reserve checked)
+    assert acct.buying_power() == D(5010)
+    assert eng.check(order(50, limit="100.00"), acct, marks()).accepted  # 5000 + 5 = 5005 <= 5010
+    assert eng.check(order(1, limit="5.00", symbol="BBB"), acct, marks(BBB="5.00")).accepted  # 5.005 <= 10
+    assert eng.check(order(1, limit="5.00", symbol="BBB"), acct, marks(BBB="5.00")).reason is (
+        RejectReason.INSUFFICIENT_CASH
+    )  # 5.005 > 5
+
+
+def test_a_market_buy_reserves_at_the_collar_edge() -> None:
+    eng, acct = engine(price_collar=D("0.05")), account(cash="10500")
+    decision = eng.check(order(100), acct, marks())
+    assert decision.accepted
+    assert decision.reserve_price == D("105.00")
+    assert acct.buying_power() == 0
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.INSUFFICIENT_CASH
+
+
+def test_sells_need_no_cash_but_shorts_can_be_forbidden() -> None:
+    assert reason(engine(), order(10, side=Side.SELL), account(cash="0")) is None
+    eng, acct = engine(allow_short=False), account(cash="0")
+    acct.exposure("AAA").position = D(10)
+    assert eng.check(order(10, side=Side.SELL), acct, marks()).accepted
+    assert eng.check(order(1, side=Side.SELL), acct, marks()).reason is RejectReason.MAX_POSITION
+
+
+def test_rate_limit_per_strategy() -> None:
+    clock = ManualClock()
+    eng, acct = engine(clock, max_orders_per_s=5), account()
+    assert [eng.check(order(1), acct, marks()).accepted for _ in range(6)] == [True] * 5 + [False]
+    assert eng.check(order(1, strategy="other"), acct, marks()).accepted
+    clock.advance(199_000_000)  # 0.199 s refills 0.995 of a token: not yet
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.RATE_LIMIT
+    clock.advance(1_000_000)  # 0.2 s: one token
+    assert eng.check(order(1), acct, marks()).accepted
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.RATE_LIMIT
+
+
+def test_validation_reasons() -> None:
+    eng = engine()
+    assert reason(eng, order(1, symbol="ZZZ")) is RejectReason.UNKNOWN_INSTRUMENT
+    assert reason(eng, order(1, symbol="OFF")) is RejectReason.INSTRUMENT_NOT_TRADABLE
+    assert reason(eng, order("1.5")) is RejectReason.INVALID_QUANTITY
+    assert reason(eng, order("1.5", symbol="FRAC")) is None
+    assert reason(eng, order("0.0005", symbol="FRAC")) is RejectReason.INVALID_QUANTITY
+    assert reason(eng, order(1, limit="100.005")) is RejectReason.INVALID_PRICE
+    assert reason(eng, order(1, account_id="nobody")) is RejectReason.UNKNOWN_ACCOUNT
+    assert reason(eng, order(1), m=Marks()) is RejectReason.NO_REFERENCE_PRICE
+
+
+def test_kill_switch_halted_rejects_everything_and_reducing_only_shrinks_positions() -> None:
+    eng, acct = engine(), account()
+    acct.exposure("AAA").position = D(100)
+    eng.state = TradingState.HALTED
+    assert eng.check(order(1, side=Side.SELL), acct, marks()).reason is RejectReason.TRADING_HALTED
+    eng.state = TradingState.REDUCING
+    assert eng.check(order(1), acct, marks()).reason is RejectReason.REDUCE_ONLY
+    assert eng.check(order(60, side=Side.SELL), acct, marks()).accepted
+    assert eng.check(order(40, side=Side.SELL), acct, marks()).accepted  # 60 + 40 = the whole position
+    assert eng.check(order(1, side=Side.SELL), acct, marks()).reason is RejectReason.REDUCE_ONLY
+    assert eng.check(order(1, side=Side.SELL, symbol="BBB"), acct, marks()).reason is RejectReason.REDUCE_ONLY
+    eng.state = TradingState.ACTIVE
+    assert eng.check(order(1), acct, marks()).accepted
+
+
+def test_fills_move_cash_and_positions_and_release_reservations_exactly() -> None:
+    eng, acct = engine(), account(cash="100000")
+    decision = eng.check(order(10, limit="101.00"), acct, marks())
+    acct.fill("AAA", Side.BUY, D(4), D("100.50"), D("0.04"), decision.reserve_price)
+    exp = acct.exposure("AAA")
+    assert (exp.position, exp.buy_qty, exp.buy_notional) == (D(4), D(6), D("606.00"))
+    assert acct.cash == D("100000") - D("402.00") - D("0.04")
+    acct.release("AAA", Side.BUY, D(6), decision.reserve_price)
+    assert (exp.buy_qty, exp.buy_notional, acct.reserved_buy_notional) == (0, 0, 0)
