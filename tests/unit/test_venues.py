@@ -98,9 +98,11 @@ async def test_a_market_order_walks_the_synthetic_book_and_pays_taker_fees() -> 
     reports = venue.take_reports()
     assert [r.exec_type for r in reports] == [ExecType.NEW, ExecType.TRADE, ExecType.TRADE, ExecType.TRADE]
     assert fills(reports, o.client_order_id) == [("100.00", "100"), ("100.01", "100"), ("100.02", "50")]
-    assert reports[-1].status is OrderStatus.FILLED and reports[-1].cum_quantity == 250
+    assert reports[-1].status is OrderStatus.FILLED
+    assert reports[-1].cum_quantity == 250
     trade = reports[1].fill
-    assert trade is not None and trade.liquidity is Liquidity.TAKER
+    assert trade is not None
+    assert trade.liquidity is Liquidity.TAKER
     assert trade.fee == D("2.00")  # 100 x 100.00 x 2 bps
 
 
@@ -111,7 +113,8 @@ async def test_a_market_order_beyond_the_depth_is_partly_filled_then_canceled() 
     await venue.submit([o])
     reports = venue.take_reports()
     assert fills(reports, o.client_order_id) == [("99.99", "100"), ("99.98", "100"), ("99.97", "100")]
-    assert reports[-1].exec_type is ExecType.CANCELED and reports[-1].cum_quantity == 300
+    assert reports[-1].exec_type is ExecType.CANCELED
+    assert reports[-1].cum_quantity == 300
 
 
 async def test_a_market_order_without_liquidity_is_rejected() -> None:
@@ -119,7 +122,8 @@ async def test_a_market_order_without_liquidity_is_rejected() -> None:
     o = order(Side.BUY, 1)
     await venue.submit([o])
     (report,) = venue.take_reports()
-    assert report.exec_type is ExecType.REJECTED and report.reason is RejectReason.NO_LIQUIDITY
+    assert report.exec_type is ExecType.REJECTED
+    assert report.reason is RejectReason.NO_LIQUIDITY
 
 
 async def test_price_time_priority_among_resting_orders() -> None:
@@ -139,7 +143,8 @@ async def test_price_time_priority_among_resting_orders() -> None:
     assert last_status(reports, first.client_order_id) is OrderStatus.FILLED
     assert last_status(reports, second.client_order_id) is OrderStatus.PARTIALLY_FILLED
     maker_fill = next(r.fill for r in reports if r.fill is not None and r.client_order_id == first.client_order_id)
-    assert maker_fill.liquidity is Liquidity.MAKER and maker_fill.fee == D("1.01")  # 100 x 101 x 1 bp
+    assert maker_fill.liquidity is Liquidity.MAKER
+    assert maker_fill.fee == D("1.01")
     assert venue.depth("AAA")["asks"] == [("101.00", "50")]
 
 
@@ -274,6 +279,8 @@ async def test_query_by_client_order_id(cls: type[SimulatedExchange] | type[Pape
     o = order(Side.BUY, 10)
     await venue.submit([o])
     state = await venue.query(o.client_order_id)
-    assert state is not None and state.status is OrderStatus.FILLED and state.cum_quantity == 10
+    assert state is not None
+    assert state.status is OrderStatus.FILLED
+    assert state.cum_quantity == 10
     assert sum(f.quantity for f in state.fills) == 10
     assert await venue.query("never-sent") is None
