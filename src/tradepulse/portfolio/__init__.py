@@ -1,0 +1,1 @@
+"""Portfolio: the ledger (fills -> positions, cash, PnL) and, later, the rebalancer."""

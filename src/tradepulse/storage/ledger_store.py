@@ -1,0 +1,208 @@
+"""The ledger store protocol: what the execution engine and the portfolio need from a database.
+
+Two implementations (:mod:`tradepulse.storage.ledger_postgres`, :mod:`tradepulse.storage.ledger_sqlite`) keep
+the same contract, checked by one test suite against both (tests/integration/test_ledger_contract.py).
+
+The two writes, and why they look like this:
+
+* :meth:`LedgerStore.admit` writes new orders *before* they can execute, with their reservations, in one
+  atomic statement; it succeeds only if each account's admission sequence is still what the engine last saw
+  (another engine admitting for the same account makes it fail, and the engine re-reads the account and
+  decides again), so risk checks across engines are serialized without holding a lock across round trips. A
+  client order id already in the ledger is not inserted again (it is reported back as a duplicate).
+* :meth:`LedgerStore.booking` opens a transaction that locks the accounts it books for, hands over their
+  current cash and positions, and writes fills (each ``fill_id`` exactly once: a second booking of one raises
+  :class:`DuplicateFill`), order states, positions and cash together.
+
+Exceptions:
+
+    LedgerError
+     +-- LedgerUnavailable    the database cannot be reached: fail closed (refuse new orders, retry bookings)
+     +-- DuplicateFill        a fill id is already booked; nothing of that booking was written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
+from typing import Protocol
+
+import msgspec
+
+from tradepulse.domain import Fill, Order, Position, TradingState
+from tradepulse.domain.money import ZERO
+
+
+class LedgerError(Exception):
+    """Base of ledger store errors."""
+
+
+class LedgerUnavailable(LedgerError):
+    """The database cannot be reached (or failed mid-way; nothing of the failed call was committed)."""
+
+
+class DuplicateFill(LedgerError):
+    """A fill id in a booking is already booked; the booking was rolled back."""
+
+    def __init__(self, fill_ids: Sequence[str]) -> None:
+        super().__init__(f"fills already booked: {', '.join(fill_ids[:5])}{' ...' if len(fill_ids) > 5 else ''}")
+        self.fill_ids = list(fill_ids)
+
+
+class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An order as the ledger keeps it: the domain order plus who holds it and what it reserves."""
+
+    order: Order
+    reserve_price: Decimal = ZERO
+    engine: str
+    venue: str
+
+
+class Quantities(msgspec.Struct, kw_only=True):
+    """Buy and sell quantities and notionals (reserved or released totals for one account and symbol)."""
+
+    buy_qty: Decimal = ZERO
+    sell_qty: Decimal = ZERO
+    buy_notional: Decimal = ZERO
+    sell_notional: Decimal = ZERO
+
+
+class AccountRow(msgspec.Struct, kw_only=True):
+    account_id: str
+    currency: str = "USD"
+    starting_cash: Decimal = ZERO
+    cash: Decimal = ZERO
+    fees: Decimal = ZERO
+    realized_pnl: Decimal = ZERO
+    updated_ns: int = 0
+
+
+class PositionRow(msgspec.Struct, kw_only=True):
+    """A booked position and the reservations released on it so far."""
+
+    position: Position
+    released: Quantities = msgspec.field(default_factory=Quantities)
+
+
+class AccountSnapshot(msgspec.Struct, kw_only=True):
+    """Everything risk needs about one account, as committed."""
+
+    account: AccountRow
+    seq: int
+    positions: dict[str, PositionRow]
+    reserved: dict[str, Quantities]
+
+
+class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
+    """``ok`` False: some account's sequence moved, nothing was written. Else: which orders were inserted."""
+
+    ok: bool
+    inserted: frozenset[str] = frozenset()
+    seqs: dict[str, int] = {}
+
+
+class StateRow(msgspec.Struct, frozen=True, kw_only=True):
+    state: TradingState
+    reason: str
+    changed_by: str
+    changed_ns: int
+
+
+class BookingTx(Protocol):
+    """An open booking transaction; accounts (and the positions asked for) are locked and read."""
+
+    accounts: dict[str, AccountRow]
+    positions: dict[tuple[str, str], PositionRow]
+
+    async def write(
+        self,
+        *,
+        fills: Sequence[Fill],
+        orders: Sequence[Order],
+        positions: Sequence[PositionRow],
+        accounts: Sequence[AccountRow],
+        booked_ns: int,
+    ) -> None:
+        """Write the booking; raise DuplicateFill (the whole transaction is then rolled back)."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """The ledger's persistence. See the module docstring for the contract."""
+
+    backend: str
+
+    async def open(self) -> None:
+        """Connect and apply migrations."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise LedgerUnavailable if the database does not answer."""
+        ...
+
+    async def ensure_accounts(self, account_ids: Sequence[str], starting_cash: Decimal, currency: str) -> None:
+        """Create the accounts that do not exist yet with ``starting_cash``; leave the others alone."""
+        ...
+
+    async def snapshot(self, account_ids: Sequence[str]) -> dict[str, AccountSnapshot]:
+        """Return the committed state of the accounts (missing accounts are left out)."""
+        ...
+
+    async def admit(self, orders: Sequence[OrderRecord], expected_seqs: Mapping[str, int]) -> AdmitResult:
+        """Insert new orders (NEW ones reserve their quantity) if every account's sequence is as expected."""
+        ...
+
+    def booking(
+        self, account_ids: Sequence[str], keys: Sequence[tuple[str, str]]
+    ) -> AbstractAsyncContextManager[BookingTx]:
+        """Open a transaction locking ``account_ids`` and reading the positions ``keys`` (account, symbol)."""
+        ...
+
+    async def get_orders(self, client_order_ids: Sequence[str]) -> dict[str, OrderRecord]: ...
+
+    async def open_orders(self, venue: str) -> list[OrderRecord]:
+        """Return the orders held at ``venue`` that are not terminal (NEW, UNKNOWN, ACCEPTED, PARTIALLY_FILLED)."""
+        ...
+
+    async def fills(
+        self, *, client_order_ids: Sequence[str] | None = None, account_id: str | None = None
+    ) -> list[Fill]:
+        """Return booked fills, by order or by account, in booking order."""
+        ...
+
+    async def existing_fill_ids(self, fill_ids: Sequence[str]) -> set[str]: ...
+
+    async def orders(self, *, account_id: str | None = None, limit: int | None = None) -> list[OrderRecord]:
+        """Return orders, oldest first."""
+        ...
+
+    async def positions(self, account_id: str) -> list[PositionRow]: ...
+
+    async def account(self, account_id: str) -> AccountRow | None: ...
+
+    async def trading_state(self) -> StateRow: ...
+
+    async def set_trading_state(self, state: TradingState, reason: str, changed_by: str, now_ns: int) -> StateRow: ...
+
+    async def write_marks(self, marks: Sequence[tuple[str, Decimal, int]]) -> None: ...
+
+    async def marks(self) -> dict[str, Decimal]: ...
+
+
+__all__ = [
+    "AccountRow",
+    "AccountSnapshot",
+    "AdmitResult",
+    "BookingTx",
+    "DuplicateFill",
+    "LedgerError",
+    "LedgerStore",
+    "LedgerUnavailable",
+    "OrderRecord",
+    "PositionRow",
+    "Quantities",
+    "StateRow",
+]

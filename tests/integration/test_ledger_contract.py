@@ -1,0 +1,207 @@
+"""One contract for both ledger stores (SQLite and PostgreSQL): admission, booking, idempotency, exact money."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+
+from tests.integration.ledger_fixtures import store, store_factory
+from tradepulse.domain import (
+    Fill,
+    Order,
+    OrderAccepted,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderStatus,
+    RejectReason,
+    Side,
+    SubmitOrder,
+    TradingState,
+)
+from tradepulse.portfolio.ledger import BookItem, Ledger, verify
+from tradepulse.storage.ledger_store import DuplicateFill, LedgerStore, OrderRecord
+
+__all__ = ["store", "store_factory"]
+D = Decimal
+
+
+def record(coid: str, side: Side = Side.BUY, qty: str = "10", *, status: OrderStatus = OrderStatus.NEW) -> OrderRecord:
+    order = Order.from_submit(
+        SubmitOrder(client_order_id=coid, symbol="AAA", side=side, quantity=D(qty), ts_ns=1), now_ns=1
+    )
+    if status is OrderStatus.REJECTED:
+        order = Order(
+            **{
+                **{f: getattr(order, f) for f in order.__struct_fields__},
+                "status": status,
+                "reject_reason": RejectReason.MAX_POSITION,
+            }
+        )
+    return OrderRecord(order=order, reserve_price=D("100.05"), engine="e1", venue="sim:e1")
+
+
+def fill(coid: str, n: int, qty: str, price: str, side: Side = Side.BUY, fee: str = "0.01") -> Fill:
+    return Fill(
+        fill_id=f"{coid}-f{n}",
+        client_order_id=coid,
+        symbol="AAA",
+        side=side,
+        price=D(price),
+        quantity=D(qty),
+        fee=D(fee),
+        ts_exchange_ns=n,
+    )
+
+
+async def test_accounts_are_created_once(store: LedgerStore) -> None:
+    await store.ensure_accounts(["a", "b"], D("1000.50"), "USD")
+    await store.ensure_accounts(["a"], D(5), "USD")
+    snap = await store.snapshot(["a", "b", "missing"])
+    assert set(snap) == {"a", "b"}
+    assert snap["a"].account.cash == D("1000.50")
+    assert snap["a"].seq == 0
+
+
+async def test_admission_writes_orders_and_reservations_once(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(100_000), "USD")
+    result = await store.admit(
+        [record("o1"), record("o2", Side.SELL, "5"), record("r1", status=OrderStatus.REJECTED)], {"default": 0}
+    )
+    assert result.ok
+    assert result.inserted == {"o1", "o2", "r1"}
+    assert result.seqs == {"default": 1}
+    snap = (await store.snapshot(["default"]))["default"]
+    assert snap.seq == 1
+    reserved = snap.reserved["AAA"]
+    assert (reserved.buy_qty, reserved.sell_qty) == (D(10), D(5))
+    assert (reserved.buy_notional, reserved.sell_notional) == (D("1000.50"), D("500.25"))
+    # a duplicate is neither inserted nor reserved again; a new one in the same batch is
+    again = await store.admit([record("o1"), record("o3")], {"default": 1})
+    assert again.ok
+    assert again.inserted == {"o3"}
+    snap = (await store.snapshot(["default"]))["default"]
+    assert snap.reserved["AAA"].buy_qty == D(20)
+    orders = await store.get_orders(["o1", "r1", "nope"])
+    assert set(orders) == {"o1", "r1"}
+    assert orders["r1"].order.reject_reason is RejectReason.MAX_POSITION
+    assert orders["o1"].reserve_price == D("100.05")
+    assert [r.order.client_order_id for r in await store.open_orders("sim:e1")] == ["o1", "o2", "o3"]
+    assert await store.open_orders("sim:other") == []
+
+
+async def test_a_stale_admission_sequence_writes_nothing(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(100_000), "USD")
+    assert (await store.admit([record("o1")], {"default": 0})).ok
+    stale = await store.admit([record("o2")], {"default": 0})
+    assert not stale.ok
+    assert await store.get_orders(["o2"]) == {}
+    assert (await store.snapshot(["default"]))["default"].reserved["AAA"].buy_qty == D(10)
+
+
+async def test_concurrent_admissions_with_the_same_sequence_admit_exactly_one(
+    store_factory: Callable[[], LedgerStore],
+) -> None:
+    stores = [store_factory() for _ in range(3)]
+    for s in stores:
+        await s.open()
+    await stores[0].ensure_accounts(["default"], D(100_000), "USD")
+    results = await asyncio.gather(*(s.admit([record(f"race{i}")], {"default": 0}) for i, s in enumerate(stores)))
+    assert sorted(r.ok for r in results) == [False, False, True]
+
+
+async def test_booking_moves_positions_and_cash_exactly_and_each_fill_once(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(10_000), "USD")
+    await store.admit([record("o1", qty="3"), record("o2", Side.SELL, "2")], {"default": 0})
+    ledger = Ledger(store)
+    o1 = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
+    f1, f2 = fill("o1", 1, "1", "0.10"), fill("o1", 2, "2", "0.20")
+    o1 = o1.apply(OrderPartiallyFilled(client_order_id="o1", fill=f1)).apply(OrderFilled(client_order_id="o1", fill=f2))
+    await ledger.book([BookItem(order=o1, reserve_price=D("100.05"), fills=[f1, f2])])
+    positions = await store.positions("default")
+    assert positions[0].position.quantity == D(3)
+    assert positions[0].position.cost_basis == D("0.50")
+    assert positions[0].released.buy_qty == D(3)
+    account = await store.account("default")
+    assert account is not None
+    assert account.cash == D(10_000) - D("0.50") - D("0.02")
+    assert (await store.get_orders(["o1"]))["o1"].order.status is OrderStatus.FILLED
+    # booking the same fill again fails whole and changes nothing
+    o2 = (await store.get_orders(["o2"]))["o2"].order.apply(OrderAccepted(client_order_id="o2"))
+    sell = fill("o2", 1, "2", "0.30", Side.SELL)
+    o2_done = o2.apply(OrderFilled(client_order_id="o2", fill=sell))
+    with pytest.raises(DuplicateFill):
+        await ledger.book(
+            [
+                BookItem(order=o1, reserve_price=D("100.05"), fills=[f2]),
+                BookItem(order=o2_done, reserve_price=D("100.05"), fills=[sell]),
+            ]
+        )
+    assert (await store.get_orders(["o2"]))["o2"].order.status is OrderStatus.NEW
+    assert await store.existing_fill_ids(["o1-f2", "o2-f1"]) == {"o1-f2"}
+    await ledger.book([BookItem(order=o2_done, reserve_price=D("100.05"), fills=[sell])])
+    (position,) = await store.positions("default")
+    assert position.position.quantity == D(1)
+    assert position.position.realized_pnl == D("0.30") * 2 - (D("0.50") / 3 * 2).quantize(D("1e-12"))
+    summary = await ledger.summary("default", {"AAA": D("0.40")})
+    assert summary is not None
+    assert summary.realized_pnl + summary.unrealized_pnl == D("0.60") - D("0.50") + D("0.40") * 1
+    assert summary.fees == D("0.03")
+    assert await verify(store, "default") == []
+    assert [f.fill_id for f in await store.fills(client_order_ids=["o1"])] == ["o1-f1", "o1-f2"]
+    assert len(await store.fills(account_id="default")) == 3
+
+
+async def test_closing_an_order_releases_its_reservation(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(10_000), "USD")
+    await store.admit([record("o1", qty="10")], {"default": 0})
+    ledger = Ledger(store)
+    order = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
+    part = fill("o1", 1, "4", "100.00")
+    order = order.apply(OrderPartiallyFilled(client_order_id="o1", fill=part))
+    from tradepulse.domain import OrderCanceled
+
+    order = order.apply(OrderCanceled(client_order_id="o1"))
+    await ledger.book([BookItem(order=order, reserve_price=D("100.05"), fills=[part], release_quantity=D(6))])
+    assert await verify(store, "default") == []
+    snap = (await store.snapshot(["default"]))["default"]
+    assert snap.reserved["AAA"].buy_qty - snap.positions["AAA"].released.buy_qty == 0
+    assert await store.open_orders("sim:e1") == []
+
+
+async def test_verify_finds_books_that_disagree_with_the_fills(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(10_000), "USD")
+    await store.admit([record("o1", qty="1")], {"default": 0})
+    order = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
+    f = fill("o1", 1, "1", "100.00")
+    order = order.apply(OrderFilled(client_order_id="o1", fill=f))
+    async with store.booking(["default"], [("default", "AAA")]) as tx:  # a broken booking: no cash moved
+        await tx.write(fills=[f], orders=[order], positions=[], accounts=[], booked_ns=1)
+    problems = await verify(store, "default")
+    assert any("cash" in p for p in problems)
+    assert any("position" in p for p in problems)
+
+
+async def test_trading_state_persists_across_a_reopen(store_factory: Callable[[], LedgerStore]) -> None:
+    first = store_factory()
+    await first.open()
+    assert (await first.trading_state()).state is TradingState.ACTIVE
+    await first.set_trading_state(TradingState.HALTED, "drill", "admin", 42)
+    await first.close()
+    second = store_factory()
+    await second.open()
+    state = await second.trading_state()
+    assert (state.state, state.reason, state.changed_by, state.changed_ns) == (
+        TradingState.HALTED,
+        "drill",
+        "admin",
+        42,
+    )
+
+
+async def test_marks(store: LedgerStore) -> None:
+    await store.write_marks([("AAA", D("101.25"), 5), ("BBB", D("7.01"), 6)])
+    await store.write_marks([("AAA", D("101.50"), 7)])
+    assert await store.marks() == {"AAA": D("101.50"), "BBB": D("7.01")}
