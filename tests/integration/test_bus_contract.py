@@ -271,3 +271,53 @@ async def _until(condition: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+async def test_tail_follows_a_stream_from_now_without_a_group(transport: Transport, stream: str) -> None:
+    await transport.publish(stream, tick(0))  # history: not seen by a tail from "$"
+    got, after = await transport.tail(stream, "$", count=10, block_ms=50)
+    assert got == []
+    await transport.publish_many(stream, [tick(1), tick(2), tick(3)])
+    got, after = await transport.tail(stream, after, count=2, block_ms=50)
+    assert [d.message.ts_ns for d in got if isinstance(d.message, Tick)] == [1, 2]
+    got, after = await transport.tail(stream, after, count=10, block_ms=50)
+    assert [d.message.ts_ns for d in got if isinstance(d.message, Tick)] == [3]
+
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await transport.publish(stream, tick(4))
+
+    task = asyncio.ensure_future(later())
+    got, after = await transport.tail(stream, after, count=10, block_ms=2_000)
+    await task
+    assert [d.message.ts_ns for d in got if isinstance(d.message, Tick)] == [4]
+    everything, _ = await transport.tail(stream, "0-0", count=100, block_ms=0)
+    assert len(everything) == 5
+
+
+async def test_tail_of_a_stream_that_does_not_exist_yet(transport: Transport, stream: str) -> None:
+    got, after = await transport.tail(stream, "$", count=10, block_ms=10)
+    assert got == []
+    await transport.publish(stream, tick(9))
+    got, _ = await transport.tail(stream, after, count=10, block_ms=50)
+    assert [d.message for d in got] == [tick(9)]
+
+
+async def test_batch_window_gathers_what_arrives_after_a_short_read(transport: Transport, stream: str) -> None:
+    batches: list[int] = []
+
+    async def handle(batch: Sequence[Delivery]) -> Mapping[str, BaseException] | None:
+        batches.append(len(batch))
+        return None
+
+    consumer = Consumer(
+        transport, group=G, name="c", streams=[stream], handler=handle, config=FAST, batch_window_ms=300
+    )
+    consumer.start()
+    await consumer.wait_started()
+    await transport.publish(stream, tick(1))
+    await asyncio.sleep(0.05)  # the read has returned with one entry; the window is open
+    await transport.publish_many(stream, [tick(2), tick(3)])
+    await _until(lambda: sum(batches) == 3, 10)
+    await consumer.close()
+    assert batches == [3]

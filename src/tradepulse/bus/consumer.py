@@ -2,6 +2,9 @@
 
 Both transports share this loop, so recovery behaves the same in embedded and service mode:
 
+Batching is adaptive: each read takes whatever is waiting, up to ``read_count``, without waiting for a window to
+fill; ``batch_window_ms`` optionally waits that long after a short read to gather more (the seed's 10 ms window).
+
 1. create the group if missing;
 2. redeliver this member's own pending entries first (what it had read but not acked before a restart);
 3. then read new entries, blocking up to ``block_ms``; every ``claim_interval_ms`` claim entries that have been
@@ -75,6 +78,7 @@ class Consumer:
         handler: Handler,
         config: BusConfig | None = None,
         group_start: str = "0",
+        batch_window_ms: float = 0.0,
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
@@ -85,6 +89,8 @@ class Consumer:
         self.handler = handler
         self.config = config or BusConfig()
         self.group_start = group_start
+        #: after a read shorter than ``read_count``, wait this long and take what arrived meanwhile (0 = never)
+        self.batch_window_s = batch_window_ms / 1000.0
         self.counters = ConsumerCounters()
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
@@ -165,6 +171,11 @@ class Consumer:
                     return
                 finally:
                     self._blocked_in_read = False
+                if batch and self.batch_window_s > 0 and len(batch) < self.config.read_count:
+                    await asyncio.sleep(self.batch_window_s)
+                    batch += await self.transport.read(
+                        self.group, self.name, self.streams, count=self.config.read_count - len(batch), block_ms=0
+                    )
                 if batch:
                     await self._handle(batch)
                 backoff.reset()

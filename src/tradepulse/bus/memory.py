@@ -192,6 +192,39 @@ class MemoryTransport:
         self._check_open()
         return self._take_new(group, consumer, streams, count)
 
+    async def tail(self, stream: str, after: str, *, count: int, block_ms: int) -> tuple[list[Delivery], str]:
+        self._check_open()
+        s = self._stream(stream)
+        last = s.next_seq - 1 if after == "$" else _seq(after)
+
+        def take() -> list[Delivery]:
+            out = []
+            for seq in range(last + 1, s.next_seq):
+                entry = s.entries.get(seq)
+                if entry is not None:
+                    out.append(self._delivery(stream, seq, entry, 1))
+                    if len(out) >= count:
+                        break
+            return out
+
+        out = take()
+        if not out and block_ms > 0:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            s.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, block_ms / 1000.0)
+            except TimeoutError:
+                pass
+            finally:
+                if waiter in s.waiters:
+                    s.waiters.remove(waiter)
+            self._check_open()
+            out = take()
+        if out:
+            self.stats.add(stream, "delivered", len(out))
+            return out, out[-1].entry_id
+        return out, _entry_id(last)
+
     async def read_pending(self, group: str, consumer: str, streams: Sequence[str], *, count: int) -> list[Delivery]:
         self._check_open()
         out: list[Delivery] = []

@@ -112,6 +112,12 @@ class Transport(Protocol):
         """Return up to ``count`` new entries per stream for ``consumer``, waiting up to ``block_ms``."""
         ...
 
+    async def tail(self, stream: str, after: str, *, count: int, block_ms: int) -> tuple[list[Delivery], str]:
+        """Return up to ``count`` entries after entry id ``after`` ("$": only entries appended from now on),
+        waiting up to ``block_ms``, and the id to pass next time. No group, no pending list, no ack: for
+        readers that only follow a stream (a client waiting for its reports, an engine following ticks)."""
+        ...
+
     async def read_pending(self, group: str, consumer: str, streams: Sequence[str], *, count: int) -> list[Delivery]:
         """Redeliver up to ``count`` entries per stream still pending for this very consumer (after a restart)."""
         ...

@@ -264,6 +264,23 @@ class RedisTransport:
             self.stats.add(stream, "delivered", len(entries))
         return out
 
+    async def tail(self, stream: str, after: str, *, count: int, block_ms: int) -> tuple[list[Delivery], str]:
+        if after == "$":
+            # resolve "$" to the current last id now, so nothing appended between two calls is missed
+            try:
+                info = await self._call(lambda: self._r.xinfo_stream(stream))
+                after = _s(info["last-generated-id"])
+            except ResponseError:  # no such stream yet: everything it will hold is new
+                after = "0-0"
+        reply = await self._call(lambda: self._r.xread({stream: after}, count=count, block=block_ms or None))
+        out: list[Delivery] = []
+        for _, entries in reply or ():
+            out.extend(self._delivery(stream, eid, fields, 1) for eid, fields in entries)
+        if out:
+            after = out[-1].entry_id
+            self.stats.add(stream, "delivered", len(out))
+        return out, after
+
     async def _counts(self, stream: str, group: str, consumer: str, ids: Sequence[str]) -> dict[str, int]:
         """Return the delivery count of each id pending for ``consumer`` (one XPENDING over their range)."""
         if not ids:
