@@ -181,7 +181,10 @@ class MemoryTransport:
         for name in streams:
             self._stream(name).waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, block_ms / 1000.0)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives just as
+            # the waiter completes, and a consumer or client being stopped would then never stop
+            async with asyncio.timeout(block_ms / 1000.0):
+                await waiter
         except TimeoutError:
             return []
         finally:
@@ -212,7 +215,8 @@ class MemoryTransport:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             s.waiters.append(waiter)
             try:
-                await asyncio.wait_for(waiter, block_ms / 1000.0)
+                async with asyncio.timeout(block_ms / 1000.0):  # not wait_for: see read()
+                    await waiter
             except TimeoutError:
                 pass
             finally:

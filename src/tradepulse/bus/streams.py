@@ -30,3 +30,8 @@ def order_stream(symbol: str, partitions: int) -> str:
 def order_streams(partitions: int) -> list[str]:
     """Return every order stream name."""
     return [f"{ORDERS_PREFIX}:{p}" for p in range(partitions)]
+
+
+def engine_stream(engine: str) -> str:
+    """Return an engine's private command stream (cancels forwarded to the engine that holds the order)."""
+    return f"engine:{engine}"

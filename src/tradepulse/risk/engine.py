@@ -61,21 +61,22 @@ class RiskEngine:
         self._accounts = frozenset(config.accounts)
         self._collar = config.price_collar
         self._fee_reserve = config.fee_reserve_bps / _BPS
-        self.rejected: dict[RejectReason, int] = {}
-        self.accepted = 0
 
-    def check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks) -> RiskDecision:
-        """Return the decision for ``cmd``; on acceptance its worst case is reserved in ``account``."""
-        decision = self._check(cmd, account, marks)
+    def check(
+        self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks, *, count_rate: bool = True
+    ) -> RiskDecision:
+        """Return the decision for ``cmd``; on acceptance its worst case is reserved in ``account``.
+
+        ``count_rate`` False skips the rate limit (re-checking an order already counted, after the ledger asked
+        for a second look because another engine changed the account meanwhile).
+        """
+        decision = self._check(cmd, account, marks, count_rate)
         if decision.reason is None:
             assert account is not None
             account.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
-            self.accepted += 1
-        else:
-            self.rejected[decision.reason] = self.rejected.get(decision.reason, 0) + 1
         return decision
 
-    def _check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks) -> RiskDecision:
+    def _check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks, count_rate: bool) -> RiskDecision:
         cfg = self.config
         if self.state is TradingState.HALTED:
             return _reject(RejectReason.TRADING_HALTED, "trading is HALTED (kill switch); only an admin can resume")
@@ -96,7 +97,7 @@ class RiskEngine:
                 return _reject(
                     RejectReason.INVALID_PRICE, f"{name} {price} is not on the tick grid {instrument.tick_size}"
                 )
-        if not self._rates.allow(cmd.strategy_id):
+        if count_rate and not self._rates.allow(cmd.strategy_id):
             return _reject(
                 RejectReason.RATE_LIMIT, f"strategy {cmd.strategy_id!r} exceeds {cfg.max_orders_per_s} orders/s"
             )

@@ -1,0 +1,338 @@
+"""Admission: the consumer-group handler for ``orders:{p}`` (and this engine's own command stream).
+
+For each batch read from the bus:
+
+1. duplicates of orders this engine remembers are answered with the order as it stands;
+2. if the ledger is down, every new order is refused (LEDGER_UNAVAILABLE): nothing executes without a ledger row;
+3. risk checks run on the engine's account view, reserving each accepted order's worst case, so orders in one
+   batch see each other;
+4. all orders (accepted as NEW, refused as REJECTED) are written to the ledger in ONE statement that only
+   succeeds if no other engine changed the accounts meanwhile; if one did, the view is re-read and the batch
+   decided again. A client order id the ledger already has is not inserted; its stored state is the answer;
+5. only then are the accepted orders sent to the broker, in one call; a call that times out leaves its orders
+   UNKNOWN for the resolver (never resent).
+
+Cancels go to the broker when this engine holds the order; otherwise they are forwarded to the engine that
+does, or answered with the order's final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import msgspec
+
+from tradepulse.bus import Delivery, Transport
+from tradepulse.bus.streams import engine_stream
+from tradepulse.config import ExecutionConfig
+from tradepulse.domain import (
+    CancelOrder,
+    Order,
+    OrderRejected,
+    OrderStatus,
+    RejectReason,
+    ReportItem,
+    SubmitOrder,
+)
+from tradepulse.execution.brokers.protocol import Broker, BrokerError, BrokerTimeout
+from tradepulse.execution.processor import Internal, ReportProcessor
+from tradepulse.execution.publisher import ReportPublisher
+from tradepulse.execution.state import EngineState
+from tradepulse.execution.tracking import Tracked
+from tradepulse.risk.engine import RiskDecision, RiskEngine
+from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
+
+log = logging.getLogger(__name__)
+
+_MAX_ATTEMPTS = 20
+
+
+def _snapshot(order: Order, stamps: dict[str, int]) -> Order:
+    return msgspec.structs.replace(order, stamps=stamps)
+
+
+class AdmissionConflict(RuntimeError):
+    """The accounts kept changing under this engine; the batch is left pending and retried later."""
+
+
+class Admission:
+    """The order-stream handler. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        config: ExecutionConfig,
+        state: EngineState,
+        store: LedgerStore,
+        broker: Broker,
+        risk: RiskEngine,
+        processor: ReportProcessor,
+        publisher: ReportPublisher,
+        bus: Transport,
+        reload: Callable[[Sequence[str]], Awaitable[None]],
+        on_ledger_down: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.store = store
+        self.broker = broker
+        self.risk = risk
+        self.processor = processor
+        self.publisher = publisher
+        self.bus = bus
+        self.reload = reload
+        self.on_ledger_down = on_ledger_down
+        self.broker_timeout = config.broker_timeout_ms / 1000.0
+
+    async def handle(self, batch: Sequence[Delivery]) -> Mapping[str, BaseException] | None:
+        now = time.time_ns()
+        submits: list[SubmitOrder] = []
+        cancels: list[CancelOrder] = []
+        failures: dict[str, BaseException] = {}
+        for delivery in batch:
+            message = delivery.message
+            if isinstance(message, SubmitOrder):
+                submits.append(message)
+            elif isinstance(message, CancelOrder):
+                cancels.append(message)
+            else:
+                failures[delivery.entry_id] = TypeError(f"unexpected {type(message).__name__} on an order stream")
+        self.state.counters.batches += 1
+        replies: list[ReportItem] = []
+        if submits:
+            await self._submits(submits, now, replies)
+        if cancels:
+            await self._cancels(cancels, now, replies)
+        self.publisher.put(replies)
+        return failures or None
+
+    # -- submits --------------------------------------------------------------------------------------------
+
+    def _known(self, coid: str) -> Order | None:
+        t = self.state.orders.get(coid)
+        return t.order if t is not None else self.state.recent.get(coid)
+
+    async def _submits(self, submits: list[SubmitOrder], now: int, replies: list[ReportItem]) -> None:
+        state = self.state
+        fresh: list[SubmitOrder] = []
+        again: list[SubmitOrder] = []
+        seen: set[str] = set()
+        for cmd in submits:
+            state.counters.received += 1
+            coid = cmd.client_order_id
+            if coid in seen:
+                again.append(cmd)
+                continue
+            seen.add(coid)
+            known = self._known(coid)
+            if known is not None:
+                state.counters.duplicates += 1
+                replies.append(_snapshot(known, {**cmd.stamps, "consume": now}))
+                continue
+            fresh.append(cmd)
+        refused: set[str] = set()
+        if fresh:
+            if state.ledger_ok:
+                refused = await self._admit(fresh, now, replies)
+            else:
+                refused = {cmd.client_order_id for cmd in fresh}
+                self._refuse(fresh, now, replies, "the ledger is unavailable: new orders are refused (fail closed)")
+        for cmd in again:  # the same id twice in one batch: the second copy gets the first one's outcome
+            state.counters.duplicates += 1
+            known = self._known(cmd.client_order_id)
+            if known is not None:
+                replies.append(_snapshot(known, {**cmd.stamps, "consume": now}))
+            elif cmd.client_order_id in refused:
+                self._refuse([cmd], now, replies, "the ledger is unavailable: new orders are refused (fail closed)")
+
+    def _refuse(self, cmds: list[SubmitOrder], now: int, replies: list[ReportItem], message: str) -> None:
+        self.state.counters.refused_ledger_down += len(cmds)
+        for cmd in cmds:
+            replies.append(
+                OrderRejected(
+                    client_order_id=cmd.client_order_id,
+                    reason=RejectReason.LEDGER_UNAVAILABLE,
+                    message=message,
+                    ts_ns=now,
+                    stamps={**cmd.stamps, "consume": now},
+                )
+            )
+
+    def _decide(
+        self, fresh: list[SubmitOrder], first: bool, rate_refused: dict[str, RiskDecision]
+    ) -> list[RiskDecision]:
+        decisions: list[RiskDecision] = []
+        accounts = self.state.accounts
+        marks = self.state.marks
+        for cmd in fresh:
+            earlier = rate_refused.get(cmd.client_order_id)
+            if earlier is not None:
+                decisions.append(earlier)
+                continue
+            decision = self.risk.check(cmd, accounts.get(cmd.account_id), marks, count_rate=first)
+            if first and decision.reason is RejectReason.RATE_LIMIT:
+                rate_refused[cmd.client_order_id] = decision
+            decisions.append(decision)
+        return decisions
+
+    def _undo(self, fresh: list[SubmitOrder], decisions: list[RiskDecision], only: set[str] | None = None) -> None:
+        accounts = self.state.accounts
+        for cmd, decision in zip(fresh, decisions, strict=True):
+            if decision.accepted and (only is None or cmd.client_order_id in only):
+                account = accounts.get(cmd.account_id)
+                if account is not None:
+                    account.release(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
+
+    async def _admit(self, fresh: list[SubmitOrder], now: int, replies: list[ReportItem]) -> set[str]:
+        """Risk-check and write ``fresh``; send what was accepted to the broker. Return the refused ids."""
+        state = self.state
+        involved = sorted({cmd.account_id for cmd in fresh if cmd.account_id in state.accounts})
+        rate_refused: dict[str, RiskDecision] = {}
+        for attempt in range(_MAX_ATTEMPTS):
+            decisions = self._decide(fresh, attempt == 0, rate_refused)
+            risk_ns = time.time_ns()
+            records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
+            expected = {a: state.accounts[a].seq for a in involved}
+            try:
+                result = await self.store.admit(records, expected)
+            except LedgerUnavailable as exc:
+                self._undo(fresh, decisions)
+                state.ghosts.update(cmd.client_order_id for cmd in fresh)
+                self.on_ledger_down()
+                log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
+                self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
+                return {cmd.client_order_id for cmd in fresh}
+            if result.ok:
+                for account_id, seq in result.seqs.items():
+                    state.accounts[account_id].seq = seq
+                await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
+                return set()
+            state.counters.admission_retries += 1
+            self._undo(fresh, decisions)
+            await self.reload(involved)
+        raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
+
+    def _record(self, cmd: SubmitOrder, decision: RiskDecision, now: int) -> OrderRecord:
+        order = Order.from_submit(cmd, now)
+        if decision.reason is not None:
+            order = order.apply(
+                OrderRejected(
+                    client_order_id=cmd.client_order_id, reason=decision.reason, message=decision.message, ts_ns=now
+                )
+            )
+        return OrderRecord(
+            order=order, reserve_price=decision.reserve_price, engine=self.state.name, venue=self.state.venue
+        )
+
+    async def _admitted(
+        self,
+        fresh: list[SubmitOrder],
+        decisions: list[RiskDecision],
+        records: list[OrderRecord],
+        inserted: frozenset[str],
+        now: int,
+        risk_ns: int,
+        replies: list[ReportItem],
+    ) -> None:
+        state = self.state
+        ledger_ns = time.time_ns()
+        to_send: list[Tracked] = []
+        duplicates: list[SubmitOrder] = []
+        for cmd, decision, record in zip(fresh, decisions, records, strict=True):
+            coid = cmd.client_order_id
+            if coid not in inserted:
+                duplicates.append(cmd)
+                continue
+            stamps = {**cmd.stamps, "consume": now, "risk": risk_ns, "ledger": ledger_ns}
+            order = record.order
+            if order.status is OrderStatus.REJECTED:
+                state.counters.rejected += 1
+                state.recent.add(order)
+                replies.append(
+                    OrderRejected(
+                        client_order_id=coid,
+                        reason=order.reject_reason or RejectReason.INTERNAL_ERROR,
+                        message=order.status_message,
+                        ts_ns=now,
+                        stamps=stamps,
+                    )
+                )
+                continue
+            state.counters.admitted += 1
+            t = Tracked(order=order, reserve_price=decision.reserve_price, sent_ns=now, stamps=stamps)
+            state.orders[coid] = t
+            to_send.append(t)
+        if duplicates:
+            state.counters.duplicates += len(duplicates)
+            self._undo(fresh, decisions, {cmd.client_order_id for cmd in duplicates})
+            stored = await self.store.get_orders([cmd.client_order_id for cmd in duplicates])
+            for cmd in duplicates:
+                found = stored.get(cmd.client_order_id)
+                if found is not None:
+                    replies.append(_snapshot(found.order, {**cmd.stamps, "consume": now}))
+        if to_send:
+            await self._send(to_send)
+
+    async def _send(self, tracked: list[Tracked]) -> None:
+        orders = [t.order for t in tracked]
+        try:
+            await asyncio.wait_for(self.broker.submit(orders), self.broker_timeout)
+        except (BrokerTimeout, TimeoutError) as exc:
+            self.state.counters.broker_timeouts += 1
+            message = f"broker call timed out: {exc or 'no answer'}"
+            self.processor.put([Internal("unknown", t.client_order_id, message) for t in tracked])
+        except BrokerError as exc:
+            self.processor.put(
+                [
+                    Internal(
+                        "lost",
+                        t.client_order_id,
+                        f"the broker refused the call: {exc}",
+                        reason=RejectReason.BROKER_ERROR,
+                    )
+                    for t in tracked
+                ]
+            )
+
+    # -- cancels --------------------------------------------------------------------------------------------
+
+    async def _cancels(self, cancels: list[CancelOrder], now: int, replies: list[ReportItem]) -> None:
+        state = self.state
+        to_cancel: list[str] = []
+        lookups: list[CancelOrder] = []
+        for c in cancels:
+            state.counters.cancels += 1
+            t = state.orders.get(c.client_order_id)
+            if t is not None:
+                if t.client_order_id not in to_cancel:
+                    to_cancel.append(t.client_order_id)
+                t.cancel_requested_ns = now
+                state.attention.add(t.client_order_id)
+                continue
+            recent = state.recent.get(c.client_order_id)
+            if recent is not None:
+                replies.append(_snapshot(recent, {**c.stamps, "consume": now}))
+            else:
+                lookups.append(c)
+        if lookups and state.ledger_ok:
+            try:
+                stored = await self.store.get_orders([c.client_order_id for c in lookups])
+            except LedgerUnavailable:
+                stored = {}
+            for c in lookups:
+                record = stored.get(c.client_order_id)
+                if record is None:
+                    log.info("cancel for unknown order %s ignored", c.client_order_id)
+                elif record.order.status.is_open and record.venue != state.venue:
+                    state.counters.cancels_forwarded += 1
+                    await self.bus.publish(engine_stream(record.engine), c)
+                else:
+                    replies.append(_snapshot(record.order, {**c.stamps, "consume": now}))
+        if to_cancel:
+            try:
+                await asyncio.wait_for(self.broker.cancel(to_cancel), self.broker_timeout)
+            except (BrokerError, TimeoutError) as exc:
+                log.warning("cancel of %d orders failed (%s); the resolver retries", len(to_cancel), exc)

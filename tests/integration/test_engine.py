@@ -1,0 +1,144 @@
+"""The engine end to end in one process: client -> orders stream -> risk -> ledger -> venue -> reports -> ledger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.support.engine import EngineHarness, client_for, order, settings_for, tick, until
+from tradepulse.bus import MemoryTransport
+from tradepulse.domain import Order, OrderStatus, RejectReason, Side, TimeInForce, TradingState
+from tradepulse.portfolio.ledger import verify
+
+D = Decimal
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[EngineHarness]:
+    bus = MemoryTransport()
+    h = EngineHarness(settings_for(tmp_path, risk={"max_position": D(1000)}), bus)
+    await h.start()
+    await h.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+    yield h
+    await h.stop()
+    await bus.close()
+
+
+async def test_a_market_order_fills_and_is_booked(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    result = await client.submit(order("AAA", Side.BUY, 10))
+    assert result.status is OrderStatus.FILLED
+    assert [type(e).__name__ for e in result.events] == ["OrderAccepted", "OrderFilled"]
+    assert result.fills[0].price == D("100.01")
+    stamps = result.events[-1].stamps
+    assert list(stamps) == ["submit", "consume", "risk", "ledger", "broker", "report", "receive"]
+    await harness.quiet()
+    assert harness.store is not None
+    assert await verify(harness.store, "default") == []
+    (position,) = await harness.store.positions("default")
+    assert position.position.quantity == 10
+    await client.close()
+
+
+async def test_risk_rejections_are_recorded_and_reported(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    result = await client.submit(order("AAA", Side.BUY, 1001))
+    assert result.status is OrderStatus.REJECTED
+    assert result.last is not None
+    assert getattr(result.last, "reason", None) is RejectReason.MAX_POSITION
+    unknown = await client.submit(order("ZZZ", Side.BUY, 1))
+    assert getattr(unknown.last, "reason", None) is RejectReason.UNKNOWN_INSTRUMENT
+    assert harness.store is not None
+    stored = await harness.store.get_orders([result.client_order_id])
+    assert stored[result.client_order_id].order.status is OrderStatus.REJECTED
+    await client.close()
+
+
+async def test_a_duplicate_submit_returns_the_order_and_never_executes_twice(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    cmd = order("AAA", Side.BUY, 5)
+    first = await client.submit(cmd)
+    second = await client.submit(cmd)
+    assert first.status is OrderStatus.FILLED
+    assert isinstance(second.last, Order)
+    assert second.last.status is OrderStatus.FILLED
+    assert second.last.filled_quantity == 5
+    assert harness.venue is not None
+    assert harness.venue.fills == 1
+    await client.close()
+
+
+async def test_resting_order_cancel_releases_its_reservation(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    cmd = order("AAA", Side.BUY, 600, limit="99.00", tif=TimeInForce.GTC)
+    accepted = await client.submit(cmd, until="accepted")
+    assert accepted.status is OrderStatus.ACCEPTED
+    blocked = await client.submit(order("AAA", Side.BUY, 401))  # 600 open + 401 > 1000
+    assert getattr(blocked.last, "reason", None) is RejectReason.MAX_POSITION
+    canceled = await client.cancel(cmd.client_order_id, "AAA")
+    assert canceled.status is OrderStatus.CANCELED
+    allowed = await client.submit(order("AAA", Side.BUY, 1000))
+    assert allowed.status is OrderStatus.FILLED
+    await harness.quiet()
+    assert harness.store is not None
+    assert await verify(harness.store, "default") == []
+    await client.close()
+
+
+async def test_concurrent_orders_cannot_breach_the_position_limit_together(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    results = await client.submit_many([order("BBB", Side.SELL, 11, limit="49.00") for _ in range(100)])
+    statuses = [r.status for r in results if not isinstance(r, BaseException)]
+    assert len(statuses) == 100
+    assert statuses.count(OrderStatus.FILLED) == 90
+    assert statuses.count(OrderStatus.REJECTED) == 10
+    await harness.quiet()
+    assert harness.store is not None
+    positions = {p.position.symbol: p.position.quantity for p in await harness.store.positions("default")}
+    assert positions["BBB"] == -990
+    await client.close()
+
+
+async def test_kill_switch_halts_cancels_open_orders_and_survives_a_restart(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    resting = order("AAA", Side.BUY, 10, limit="99.50", tif=TimeInForce.GTC)
+    await client.submit(resting, until="accepted")
+    assert harness.engine is not None
+    await harness.engine.set_trading_state(TradingState.HALTED, "drill", "test")
+    await until(lambda: harness.engine is not None and not harness.engine.state.orders, 5, "open orders canceled")
+    halted = await client.submit(order("AAA", Side.BUY, 1))
+    assert getattr(halted.last, "reason", None) is RejectReason.TRADING_HALTED
+    await harness.stop()
+    await harness.start()  # a restart keeps the kill switch
+    await harness.ticks(tick("AAA", 100.0))
+    still = await client.submit(order("AAA", Side.BUY, 1))
+    assert getattr(still.last, "reason", None) is RejectReason.TRADING_HALTED
+    assert harness.engine is not None
+    await harness.engine.set_trading_state(TradingState.ACTIVE, "drill over", "admin")
+    ok = await client.submit(order("AAA", Side.BUY, 1))
+    assert ok.status is OrderStatus.FILLED
+    await client.close()
+
+
+async def test_a_crash_after_the_venue_filled_is_booked_on_restart(harness: EngineHarness) -> None:
+    client = await client_for(harness.bus, harness.settings)
+    assert harness.engine is not None
+    await harness.engine.booker.lock.acquire()  # hold bookings back, so the crash comes before the fill is booked
+    filled = await client.submit(order("AAA", Side.BUY, 7))
+    assert filled.status is OrderStatus.FILLED
+    assert harness.store is not None
+    assert await harness.store.fills(account_id="default") == []
+    await harness.crash()  # what was not booked is lost with the process; the venue journal has the fill
+    await harness.start()
+    await harness.quiet()
+    assert harness.store is not None
+    assert await verify(harness.store, "default") == []
+    assert harness.venue is not None
+    venue_fills = {f.fill_id for vo in harness.venue.orders.values() for f in vo.fills}
+    booked = {f.fill_id for f in await harness.store.fills(account_id="default")}
+    assert venue_fills == booked
+    assert len(booked) == 1
+    await client.close()
