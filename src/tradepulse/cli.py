@@ -29,6 +29,16 @@ bus_app = typer.Typer(help="Inspect the message bus.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bus_app, name="bus")
 
+
+def _add_execution_apps() -> None:
+    from tradepulse.execution.cli import ledger_app, risk_app
+
+    app.add_typer(risk_app, name="risk")
+    app.add_typer(ledger_app, name="ledger")
+
+
+_add_execution_apps()
+
 console = Console()
 err = Console(stderr=True)
 
@@ -77,12 +87,22 @@ def run(
         str | None, typer.Option(help="Bus transport: memory (default) or redis.", show_default=False)
     ] = None,
     panel: Annotated[bool, typer.Option(help="Show the live terminal panel.")] = True,
+    demo_orders: Annotated[
+        float | None,
+        typer.Option(help="Also trade random small market orders at this rate (orders/s) through the engine."),
+    ] = None,
 ) -> None:
     """Run the whole platform in one process (in-process bus, SQLite, simulated market)."""
     from tradepulse.observability.logging import setup_logging
     from tradepulse.runtime.embedded import EmbeddedRuntime
 
-    settings = settings_from(config, **{"bus.transport": transport})
+    settings = settings_from(
+        config,
+        **{
+            "bus.transport": transport,
+            "execution.demo_orders_per_s": None if demo_orders is None else str(demo_orders),
+        },
+    )
     setup_logging(settings.log_level, err)
     runtime = EmbeddedRuntime(settings, console=console)
     try:
@@ -114,6 +134,34 @@ def run(
         for stage, p in stages.items():
             lat.add_row(stage, *(f"{p[k]:.3f}" for k in ("p50", "p95", "p99", "p99.9")))
         console.print(lat)
+
+
+@app.command()
+def engine(
+    config: ConfigOption = None,
+    name: Annotated[
+        str | None, typer.Option(help="Engine name (unique per process; owns its orders and venue journal).")
+    ] = None,
+    transport: Annotated[str, typer.Option(help="Bus transport: redis (default) or memory.")] = "redis",
+    database: Annotated[str, typer.Option(help="Ledger backend: postgres (default) or sqlite.")] = "postgres",
+    broker: Annotated[str | None, typer.Option(help="simulated (default) or paper.", show_default=False)] = None,
+) -> None:
+    """Run the execution engine as a service: consume orders:{p} as a group member, check risk, write the
+    ledger, route to the broker, publish reports. SIGTERM drains in-flight work and exits 0."""
+    from tradepulse.execution.service import main as engine_main
+    from tradepulse.observability.logging import setup_logging
+
+    settings = settings_from(
+        config,
+        **{
+            "execution.engine_name": name,
+            "bus.transport": transport,
+            "database.backend": database,
+            "execution.broker": broker,
+        },
+    )
+    setup_logging(settings.log_level, err)
+    engine_main(settings)
 
 
 @config_app.command("show")

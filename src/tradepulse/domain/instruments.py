@@ -59,7 +59,8 @@ class Instrument(msgspec.Struct, frozen=True):
 
     def price_from_float(self, price: float) -> Decimal:
         """Return a market-data float price as an exact Decimal on the tick grid."""
-        return self.round_price(Decimal(repr(price)))
+        # float() first: a numpy float64 (the simulator's) reprs as "np.float64(...)" under numpy 2
+        return self.round_price(Decimal(repr(float(price))))
 
     def is_valid_price(self, price: Decimal) -> bool:
         """Return whether ``price`` is finite, positive and on the tick grid."""

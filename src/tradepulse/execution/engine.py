@@ -254,9 +254,13 @@ class ExecutionEngine:
             delay = 0.05
             for delivery in deliveries:
                 tick = delivery.message
-                if isinstance(tick, Tick):
+                if not isinstance(tick, Tick):
+                    continue
+                try:
                     self.state.marks.update(tick, self.instruments.get(tick.symbol))
                     self.broker.on_tick(tick)
+                except Exception:
+                    log.exception("tick %s %s could not be applied", tick.symbol, delivery.entry_id)
 
     async def _poll_state(self) -> None:
         interval = self.settings.risk.state_poll_ms / 1000.0

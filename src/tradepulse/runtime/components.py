@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
+from tradepulse.runtime.execution import DemoTrader, ExecutionComponent
 from tradepulse.runtime.market import MarketState, SimulatedFeed
 
 ComponentFactory = Callable[[Settings], Component | None]
@@ -17,5 +18,9 @@ ComponentFactory = Callable[[Settings], Component | None]
 #: consumers first, so that they are listening before producers start
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
+    lambda settings: ExecutionComponent(),
     lambda settings: SimulatedFeed(),
+    lambda settings: (
+        DemoTrader(float(settings.execution.demo_orders_per_s)) if settings.execution.demo_orders_per_s > 0 else None
+    ),
 ]
