@@ -119,7 +119,8 @@ class OrderClient:
         self.reports = reports
         self.block_ms = block_ms
         self.record = record
-        self._waiting: dict[str, _Waiter] = {}
+        #: waiters by client order id (a list: the same id may be submitted again while the first wait is on)
+        self._waiting: dict[str, list[_Waiter]] = {}
         self._task: asyncio.Task[None] | None = None
         self._after = "$"
         self.received = 0
@@ -151,12 +152,13 @@ class OrderClient:
                 if not isinstance(report, ExecutionReport):
                     continue
                 for item in report.items:
-                    waiter = waiting.get(item.client_order_id)
-                    if waiter is None:
+                    waiters = waiting.get(item.client_order_id)
+                    if waiters is None:
                         continue
                     item.stamps["receive"] = now
                     self.received += 1
-                    waiter.offer(item)
+                    for waiter in waiters:
+                        waiter.offer(item)
 
     async def submit(self, cmd: SubmitOrder, *, timeout: float = 5.0, until: Wait = "terminal") -> OrderResult:
         """Publish ``cmd`` and return once a report ends the wait (a terminal one by default)."""
@@ -182,7 +184,7 @@ class OrderClient:
             raise RuntimeError("OrderClient.start() must be awaited before submitting")
         future: asyncio.Future[OrderResult] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(coid, until, future)
-        self._waiting[coid] = waiter
+        self._waiting.setdefault(coid, []).append(waiter)
         started = time.time_ns()
         try:
             cmd.stamps["submit"] = started
@@ -195,8 +197,11 @@ class OrderClient:
                     f"(last seen: {waiter.result.status})"
                 ) from None
         finally:
-            if self._waiting.get(coid) is waiter:
-                del self._waiting[coid]
+            waiters = self._waiting.get(coid)
+            if waiters is not None:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiting[coid]
         if self.record:
             EXECUTION_LATENCY.observe((time.time_ns() - started) / 1e6)
         return result
@@ -211,9 +216,10 @@ class OrderClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for waiter in self._waiting.values():
-            if not waiter.future.done():
-                waiter.future.cancel()
+        for waiters in self._waiting.values():
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.cancel()
 
 
 __all__ = ["OrderClient", "OrderResult", "OrderTimeout"]
