@@ -17,7 +17,6 @@ never executes it twice: the engine answers with the order as it stands).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -212,9 +211,9 @@ class OrderClient:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            while not self._task.done():  # re-cancel: Python 3.11 can swallow one inside redis-py's wait_for
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.2)
             self._task = None
         for waiters in self._waiting.values():
             for waiter in waiters:

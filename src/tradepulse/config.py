@@ -197,19 +197,23 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     max_batch: PositiveInt = 512
     #: after a short read, wait up to this long for more (0 = adaptive only: take what is waiting, no wait)
     batch_window_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    #: batches admitted concurrently: the next is read and risk-checked while the ledger commits the one before
+    max_in_flight_batches: PositiveInt = 1
     #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
     broker_timeout_ms: PositiveInt = 2_000
     #: how often UNKNOWN orders are queried
     resolve_interval_ms: PositiveInt = 250
     #: an order the broker still does not know this long after it was sent is rejected (never resent)
     unknown_grace_ms: PositiveInt = 5_000
+    #: pause between two bookings, so fills book in few, larger transactions (they are reported before booking)
+    book_interval_ms: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     #: ledger retry back-off while PostgreSQL is unavailable (new orders are refused meanwhile)
     ledger_retry_ms: PositiveInt = 250
     #: how long SIGTERM waits for in-flight work
     drain_timeout_s: PositiveFloat = 10.0
     #: most events in one ``reports`` stream entry
     report_batch: PositiveInt = 256
-    #: order recently handled kept in memory to answer duplicates without a ledger read
+    #: orders recently closed kept in memory to answer duplicates without a ledger read
     recent_orders: PositiveInt = 200_000
     #: a built-in random order flow for ``tradepulse run`` (orders per second; 0 = off)
     demo_orders_per_s: NonNegativeDecimal = Decimal(0)

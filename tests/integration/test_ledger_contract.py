@@ -26,6 +26,9 @@ from tradepulse.storage.ledger_store import DuplicateFill, LedgerStore, OrderRec
 
 __all__ = ["store", "store_factory"]
 D = Decimal
+#: the chain of admissions each test follows: after admission n, an account's last admission is (n, TOKENS[n - 1])
+TOKENS = [f"t{n}" for n in range(10)]
+SEQ = [(0, ""), *((n, TOKENS[n - 1]) for n in range(1, 10))]
 
 
 def record(coid: str, side: Side = Side.BUY, qty: str = "10", *, status: OrderStatus = OrderStatus.NEW) -> OrderRecord:
@@ -68,7 +71,9 @@ async def test_accounts_are_created_once(store: LedgerStore) -> None:
 async def test_admission_writes_orders_and_reservations_once(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(100_000), "USD")
     result = await store.admit(
-        [record("o1"), record("o2", Side.SELL, "5"), record("r1", status=OrderStatus.REJECTED)], {"default": 0}
+        [record("o1"), record("o2", Side.SELL, "5"), record("r1", status=OrderStatus.REJECTED)],
+        {"default": SEQ[0]},
+        {"default": TOKENS[0]},
     )
     assert result.ok
     assert result.inserted == {"o1", "o2", "r1"}
@@ -79,7 +84,7 @@ async def test_admission_writes_orders_and_reservations_once(store: LedgerStore)
     assert (reserved.buy_qty, reserved.sell_qty) == (D(10), D(5))
     assert (reserved.buy_notional, reserved.sell_notional) == (D("1000.50"), D("500.25"))
     # a duplicate is neither inserted nor reserved again; a new one in the same batch is
-    again = await store.admit([record("o1"), record("o3")], {"default": 1})
+    again = await store.admit([record("o1"), record("o3")], {"default": SEQ[1]}, {"default": TOKENS[1]})
     assert again.ok
     assert again.inserted == {"o3"}
     snap = (await store.snapshot(["default"]))["default"]
@@ -94,8 +99,8 @@ async def test_admission_writes_orders_and_reservations_once(store: LedgerStore)
 
 async def test_a_stale_admission_sequence_writes_nothing(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(100_000), "USD")
-    assert (await store.admit([record("o1")], {"default": 0})).ok
-    stale = await store.admit([record("o2")], {"default": 0})
+    assert (await store.admit([record("o1")], {"default": SEQ[0]}, {"default": TOKENS[0]})).ok
+    stale = await store.admit([record("o2")], {"default": SEQ[0]}, {"default": TOKENS[0]})
     assert not stale.ok
     assert await store.get_orders(["o2"]) == {}
     assert (await store.snapshot(["default"]))["default"].reserved["AAA"].buy_qty == D(10)
@@ -108,13 +113,17 @@ async def test_concurrent_admissions_with_the_same_sequence_admit_exactly_one(
     for s in stores:
         await s.open()
     await stores[0].ensure_accounts(["default"], D(100_000), "USD")
-    results = await asyncio.gather(*(s.admit([record(f"race{i}")], {"default": 0}) for i, s in enumerate(stores)))
+    results = await asyncio.gather(
+        *(s.admit([record(f"race{i}")], {"default": SEQ[0]}, {"default": TOKENS[0]}) for i, s in enumerate(stores))
+    )
     assert sorted(r.ok for r in results) == [False, False, True]
 
 
 async def test_booking_moves_positions_and_cash_exactly_and_each_fill_once(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(10_000), "USD")
-    await store.admit([record("o1", qty="3"), record("o2", Side.SELL, "2")], {"default": 0})
+    await store.admit(
+        [record("o1", qty="3"), record("o2", Side.SELL, "2")], {"default": SEQ[0]}, {"default": TOKENS[0]}
+    )
     ledger = Ledger(store)
     o1 = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
     f1, f2 = fill("o1", 1, "1", "0.10"), fill("o1", 2, "2", "0.20")
@@ -156,7 +165,7 @@ async def test_booking_moves_positions_and_cash_exactly_and_each_fill_once(store
 
 async def test_closing_an_order_releases_its_reservation(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(10_000), "USD")
-    await store.admit([record("o1", qty="10")], {"default": 0})
+    await store.admit([record("o1", qty="10")], {"default": SEQ[0]}, {"default": TOKENS[0]})
     ledger = Ledger(store)
     order = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
     part = fill("o1", 1, "4", "100.00")
@@ -173,7 +182,7 @@ async def test_closing_an_order_releases_its_reservation(store: LedgerStore) -> 
 
 async def test_verify_finds_books_that_disagree_with_the_fills(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(10_000), "USD")
-    await store.admit([record("o1", qty="1")], {"default": 0})
+    await store.admit([record("o1", qty="1")], {"default": SEQ[0]}, {"default": TOKENS[0]})
     order = (await store.get_orders(["o1"]))["o1"].order.apply(OrderAccepted(client_order_id="o1"))
     f = fill("o1", 1, "1", "100.00")
     order = order.apply(OrderFilled(client_order_id="o1", fill=f))
@@ -205,3 +214,15 @@ async def test_marks(store: LedgerStore) -> None:
     await store.write_marks([("AAA", D("101.25"), 5), ("BBB", D("7.01"), 6)])
     await store.write_marks([("AAA", D("101.50"), 7)])
     assert await store.marks() == {"AAA": D("101.50"), "BBB": D("7.01")}
+
+
+async def test_an_admission_must_follow_the_exact_last_admission(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(100_000), "USD")
+    assert (await store.admit([record("a1")], {"default": (0, "")}, {"default": "engine-1:1"})).ok
+    # another engine's admission with the right count but not the right predecessor is refused
+    assert not (await store.admit([record("b1")], {"default": (1, "engine-2:7")}, {"default": "engine-2:8"})).ok
+    # a pipelined follower of engine-1's admission goes through, and the chain moves on
+    assert (await store.admit([record("a2")], {"default": (1, "engine-1:1")}, {"default": "engine-1:2"})).ok
+    snap = (await store.snapshot(["default"]))["default"]
+    assert (snap.seq, snap.token) == (2, "engine-1:2")
+    assert set(await store.get_orders(["a1", "a2", "b1"])) == {"a1", "a2"}

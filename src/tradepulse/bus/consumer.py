@@ -79,6 +79,7 @@ class Consumer:
         config: BusConfig | None = None,
         group_start: str = "0",
         batch_window_ms: float = 0.0,
+        max_in_flight: int = 1,
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
@@ -91,6 +92,9 @@ class Consumer:
         self.group_start = group_start
         #: after a read shorter than ``read_count``, wait this long and take what arrived meanwhile (0 = never)
         self.batch_window_s = batch_window_ms / 1000.0
+        #: batches handled concurrently (each acked when its own handler finishes); 1 = one after the other
+        self.max_in_flight = max(1, max_in_flight)
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.counters = ConsumerCounters()
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
@@ -118,6 +122,17 @@ class Consumer:
         if self._blocked_in_read and self._task is not None and not self._task.done():
             self._task.cancel()
 
+    async def kill(self) -> None:
+        """Cancel the loop and every batch in flight at once, acking nothing (what a crash does; for tests)."""
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._task is not None:
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.2)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
     async def close(self, timeout: float | None = None) -> None:
         """Stop and wait for the loop; cancel it if it does not finish within ``timeout`` seconds."""
         self.stop()
@@ -127,8 +142,11 @@ class Consumer:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), limit)
         except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # cancel until it stops: on Python 3.11 a cancellation can be swallowed by an inner wait_for
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.2)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
     @property
@@ -138,7 +156,13 @@ class Consumer:
     # -- the loop -----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`."""
+        """Consume until :meth:`stop`; batches still being handled are finished (and acked) before it returns."""
+        try:
+            await self._run()
+        finally:
+            await asyncio.shield(self._drain_in_flight())
+
+    async def _run(self) -> None:
         backoff = _Backoff()
         recovered = False
         last_claim = time.monotonic()
@@ -177,7 +201,7 @@ class Consumer:
                         self.group, self.name, self.streams, count=self.config.read_count - len(batch), block_ms=0
                     )
                 if batch:
-                    await self._handle(batch)
+                    await self._dispatch(batch)
                 backoff.reset()
             except GroupMissing as exc:
                 self.counters.group_recreated += 1
@@ -188,6 +212,21 @@ class Consumer:
                 self.counters.outages += 1
                 log.warning("consumer %s/%s: bus unavailable (%s); retrying", self.group, self.name, exc)
                 await self._sleep(backoff.next())
+
+    async def _dispatch(self, batch: list[Delivery]) -> None:
+        """Handle ``batch`` now, or (with ``max_in_flight`` > 1) in a task while the next read goes ahead."""
+        if self.max_in_flight == 1:
+            await self._handle(batch)
+            return
+        while len(self._in_flight) >= self.max_in_flight:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.get_running_loop().create_task(self._handle(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _drain_in_flight(self) -> None:
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -52,6 +53,16 @@ _MAX_ATTEMPTS = 20
 
 def _snapshot(order: Order, stamps: dict[str, int]) -> Order:
     return msgspec.structs.replace(order, stamps=stamps)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch between its risk decisions and the ledger's answer; its reservations are in the view."""
+
+    number: int
+    fresh: list[SubmitOrder]
+    done: asyncio.Future[None]
+    decisions: list[RiskDecision] = field(default_factory=list)
 
 
 class AdmissionConflict(RuntimeError):
@@ -86,6 +97,22 @@ class Admission:
         self.reload = reload
         self.on_ledger_down = on_ledger_down
         self.broker_timeout = config.broker_timeout_ms / 1000.0
+        #: batches between risk decisions and the ledger's answer, by arrival number
+        self.in_flight: dict[int, _InFlight] = {}
+        self._next_batch = 0
+        self._turn = asyncio.Lock()
+        self._tokens = 0
+        self._epoch = format(time.time_ns(), "x")
+
+    def reserved_in_flight(self) -> Iterator[tuple[SubmitOrder, RiskDecision]]:
+        """Yield the accepted orders of batches whose ledger write is still pending (their reservations live only
+        in the view; a reload of the view must keep them)."""
+        for flight in self.in_flight.values():
+            if not flight.decisions:  # undone (failed) or committed: nothing of it lives only in the view
+                continue
+            for cmd, decision in zip(flight.fresh, flight.decisions, strict=True):
+                if decision.accepted:
+                    yield cmd, decision
 
     async def handle(self, batch: Sequence[Delivery]) -> Mapping[str, BaseException] | None:
         now = time.time_ns()
@@ -187,33 +214,63 @@ class Admission:
                     account.release(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
 
     async def _admit(self, fresh: list[SubmitOrder], now: int, replies: list[ReportItem]) -> set[str]:
-        """Risk-check and write ``fresh``; send what was accepted to the broker. Return the refused ids."""
+        """Risk-check and write ``fresh``; send what was accepted to the broker. Return the refused ids.
+
+        Several batches may be in flight at once (the consumer's ``max_in_flight``): the next one is read,
+        decoded and risk-checked while the ledger commits the one before, and its broker call overlaps the next
+        commit. Statements go to the ledger one at a time in arrival order, each naming the admission it follows
+        per account, so they commit in order or not at all; when one fails (another engine admitted for the
+        account), it waits for the batches before it, re-reads the account, and decides again.
+        """
         state = self.state
         involved = sorted({cmd.account_id for cmd in fresh if cmd.account_id in state.accounts})
         rate_refused: dict[str, RiskDecision] = {}
-        for attempt in range(_MAX_ATTEMPTS):
-            decisions = self._decide(fresh, attempt == 0, rate_refused)
-            risk_ns = time.time_ns()
-            records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
-            expected = {a: state.accounts[a].seq for a in involved}
-            try:
-                result = await self.store.admit(records, expected)
-            except LedgerUnavailable as exc:
+        number = self._next_batch
+        self._next_batch += 1
+        flight = _InFlight(number, fresh, asyncio.get_running_loop().create_future())
+        self.in_flight[number] = flight
+        try:
+            for attempt in range(_MAX_ATTEMPTS):
+                decisions = self._decide(fresh, attempt == 0, rate_refused)
+                flight.decisions = decisions
+                risk_ns = time.time_ns()
+                records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
+                expected: dict[str, tuple[int, str]] = {}
+                tokens: dict[str, str] = {}
+                for account_id in involved:
+                    view = state.accounts[account_id]
+                    expected[account_id] = (view.seq, view.token)
+                    self._tokens += 1
+                    tokens[account_id] = f"{state.name}:{self._epoch}:{self._tokens}"
+                    view.seq, view.token = view.seq + 1, tokens[account_id]  # the next batch follows this one
+                try:
+                    # one admission statement at a time, in arrival order: an account's row is locked until its
+                    # commit anyway, and a statement overtaking the one it follows would only fail and retry
+                    async with self._turn:
+                        result = await self.store.admit(records, expected, tokens)
+                except LedgerUnavailable as exc:
+                    self._undo(fresh, decisions)
+                    flight.decisions = []
+                    state.ghosts.update(cmd.client_order_id for cmd in fresh)
+                    self.on_ledger_down()
+                    log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
+                    self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
+                    return {cmd.client_order_id for cmd in fresh}
+                if result.ok:
+                    flight.decisions = []  # committed: the ledger has these reservations now
+                    await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
+                    return set()
+                state.counters.admission_retries += 1
                 self._undo(fresh, decisions)
-                state.ghosts.update(cmd.client_order_id for cmd in fresh)
-                self.on_ledger_down()
-                log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
-                self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
-                return {cmd.client_order_id for cmd in fresh}
-            if result.ok:
-                for account_id, seq in result.seqs.items():
-                    state.accounts[account_id].seq = seq
-                await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
-                return set()
-            state.counters.admission_retries += 1
-            self._undo(fresh, decisions)
-            await self.reload(involved)
-        raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
+                flight.decisions = []
+                earlier = [f.done for n, f in self.in_flight.items() if n < number]
+                if earlier:
+                    await asyncio.wait(earlier)
+                await self.reload(involved)
+            raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
+        finally:
+            del self.in_flight[number]
+            flight.done.set_result(None)
 
     def _record(self, cmd: SubmitOrder, decision: RiskDecision, now: int) -> OrderRecord:
         order = Order.from_submit(cmd, now)
@@ -279,7 +336,8 @@ class Admission:
     async def _send(self, tracked: list[Tracked]) -> None:
         orders = [t.order for t in tracked]
         try:
-            await asyncio.wait_for(self.broker.submit(orders), self.broker_timeout)
+            async with asyncio.timeout(self.broker_timeout):  # not wait_for: no task per call
+                await self.broker.submit(orders)
         except (BrokerTimeout, TimeoutError) as exc:
             self.state.counters.broker_timeouts += 1
             message = f"broker call timed out: {exc or 'no answer'}"

@@ -10,7 +10,6 @@ last line of defence, never a reason to lose the other fills.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -24,9 +23,14 @@ log = logging.getLogger(__name__)
 class Booker:
     """Batches BookItems into ledger bookings (see the module docstring)."""
 
-    def __init__(self, ledger: Ledger, *, max_items: int = 4_096, retry_s: float = 0.25) -> None:
+    def __init__(
+        self, ledger: Ledger, *, max_items: int = 4_096, retry_s: float = 0.25, interval_s: float = 0.0
+    ) -> None:
         self.ledger = ledger
         self.max_items = max_items
+        #: wait this long after a booking before the next one, so that a trickle of fills books in few
+        #: transactions (bookings are off the reporting path: clients already have the fills)
+        self.interval_s = interval_s
         self.retry_s = retry_s
         self._pending: dict[str, BookItem] = {}
         self._in_flight: list[BookItem] = []
@@ -85,6 +89,8 @@ class Booker:
                 self.available = True
                 self.booked_items += len(batch)
                 self._in_flight = []
+                if self.interval_s and not self._closing:
+                    await asyncio.sleep(self.interval_s)
             except LedgerUnavailable as exc:
                 self.failures += 1
                 if self.available:
@@ -133,6 +139,6 @@ class Booker:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 log.error("ledger: %d orders still unbooked at shutdown (the venue journal has them)", self.backlog)
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                while not self._task.done():
+                    self._task.cancel()
+                    await asyncio.wait({self._task}, timeout=0.2)

@@ -48,9 +48,26 @@ log = logging.getLogger(__name__)
 ENGINE_GROUP = "engine"
 
 
+async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], timeout: float = 5.0) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again while they run: on Python 3.11 a cancellation that
+    arrives just as an inner ``asyncio.wait_for`` completes is swallowed (redis-py uses wait_for), and a task
+    that swallowed one would otherwise never stop."""
+    pending = {t for t in tasks if not t.done()}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.2)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not warn; failures were logged where they happened
+    if pending:
+        log.error("%d tasks did not stop: %s", len(pending), [t.get_name() for t in pending])
+
+
 def account_view(snap: AccountSnapshot) -> AccountRisk:
     """Return the risk view of an account from its committed ledger state."""
-    view = AccountRisk(snap.account.account_id, snap.account.cash, seq=snap.seq)
+    view = AccountRisk(snap.account.account_id, snap.account.cash, seq=snap.seq, token=snap.token)
     for symbol in set(snap.positions) | set(snap.reserved):
         row = snap.positions.get(symbol)
         reserved = snap.reserved.get(symbol, Quantities())
@@ -99,7 +116,9 @@ class ExecutionEngine:
         self.ledger = Ledger(store)
         self.latency = latency
         self.publisher = ReportPublisher(bus, self.name, max_items=cfg.report_batch)
-        self.booker = Booker(self.ledger, retry_s=cfg.ledger_retry_ms / 1000.0)
+        self.booker = Booker(
+            self.ledger, retry_s=cfg.ledger_retry_ms / 1000.0, interval_s=cfg.book_interval_ms / 1000.0
+        )
         self.processor = ReportProcessor(
             broker=broker,
             orders=self.state.orders,
@@ -128,6 +147,7 @@ class ExecutionEngine:
         self._baseline: dict[str, tuple[dt.date, Decimal]] = {}
         self.terminal = 0
         self.started_ns = 0
+        self._stopping = False
 
     @property
     def streams(self) -> list[str]:
@@ -163,6 +183,7 @@ class ExecutionEngine:
             handler=self.admission.handle,
             config=msgspec.structs.replace(self.settings.bus, read_count=self.config.max_batch),
             batch_window_ms=self.config.batch_window_ms,
+            max_in_flight=self.config.max_in_flight_batches,
         )
         self.consumer.start()
         await self.consumer.wait_started()
@@ -195,10 +216,8 @@ class ExecutionEngine:
 
     async def abort(self) -> None:
         """Stop at once without draining, as a crash would (tests use it for in-process crash steps)."""
-        if self.consumer is not None and self.consumer._task is not None:
-            self.consumer._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.consumer._task
+        if self.consumer is not None:
+            await self.consumer.kill()
         await self._cancel_tasks()
         await self.resolver.close()
         await self.processor.close()
@@ -212,17 +231,15 @@ class ExecutionEngine:
         await self.store.close()
 
     async def _cancel_tasks(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping = True
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     # -- risk view ------------------------------------------------------------------------------------------
 
     async def reload_accounts(self, account_ids: Sequence[str]) -> None:
-        """Rebuild the risk view of ``account_ids`` from the ledger plus this engine's unbooked changes."""
+        """Rebuild the risk view of ``account_ids`` from the ledger, plus this engine's changes the ledger does not
+        have yet: fills and closes not booked, and reservations of admissions still in flight."""
         async with self.booker.lock:
             snapshots = await self.store.snapshot(account_ids)
             views = {a: account_view(s) for a, s in snapshots.items()}
@@ -235,6 +252,10 @@ class ExecutionEngine:
                     view.fill(o.symbol, o.side, fill.quantity, fill.price, fill.fee, item.reserve_price)
                 if item.release_quantity:
                     view.release(o.symbol, o.side, item.release_quantity, item.reserve_price)
+            for cmd, decision in self.admission.reserved_in_flight():
+                view = views.get(cmd.account_id)
+                if view is not None:
+                    view.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
             self.state.accounts.update(views)
 
     # -- background work ------------------------------------------------------------------------------------
@@ -243,7 +264,7 @@ class ExecutionEngine:
         after = "$"
         delay = 0.05
         block = self.settings.bus.block_ms
-        while True:
+        while not self._stopping:
             try:
                 deliveries, after = await self.bus.tail(TICKS, after, count=1_000, block_ms=block)
             except (BusUnavailable, GroupMissing) as exc:
@@ -264,7 +285,7 @@ class ExecutionEngine:
 
     async def _poll_state(self) -> None:
         interval = self.settings.risk.state_poll_ms / 1000.0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             try:
                 row = await self.store.trading_state()
@@ -321,7 +342,7 @@ class ExecutionEngine:
                 return
 
     async def _write_marks(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(1.0)
             now = time.time_ns()
             with contextlib.suppress(LedgerUnavailable):
@@ -332,7 +353,7 @@ class ExecutionEngine:
 
     async def _watch_ledger(self) -> None:
         interval = self.config.ledger_retry_ms / 1000.0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             if self.state.ledger_ok and self.booker.available:
                 if self.state.ghosts:

@@ -10,7 +10,6 @@ states in memory, on the bus and in the ledger never disagree about the order of
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -199,9 +198,9 @@ class ReportProcessor:
         self._closing = True
         self._wake.set()
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.2)
 
 
 def event_fill(event: OrderEvent) -> Fill | None:

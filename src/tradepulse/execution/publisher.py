@@ -9,7 +9,6 @@ the process lives (what is lost with a crash is rebuilt: every event is in the l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -97,6 +96,6 @@ class ReportPublisher:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout)
             except TimeoutError:
                 log.error("reports: %d events still unpublished at shutdown", len(self._queue))
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                while not self._task.done():
+                    self._task.cancel()
+                    await asyncio.wait({self._task}, timeout=0.2)

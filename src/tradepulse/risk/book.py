@@ -44,8 +44,9 @@ class AccountRisk:
     account_id: str
     cash: Decimal
     symbols: dict[str, SymbolExposure] = field(default_factory=dict)
-    #: the ledger's admission sequence this view reflects (optimistic concurrency between engines)
+    #: the last ledger admission this view follows: (seq, token) (optimistic concurrency between engines)
     seq: int = 0
+    token: str = ""
     reserved_buy_notional: Decimal = ZERO
 
     def exposure(self, symbol: str) -> SymbolExposure:

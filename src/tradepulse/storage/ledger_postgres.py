@@ -96,15 +96,15 @@ def _unnest(first: int, types: Sequence[str], names: Sequence[str]) -> str:
 
 _ADMIT = f"""
 WITH seq AS (
-    UPDATE ledger_admissions a SET seq = a.seq + 1
-    FROM unnest($1::text[], $2::bigint[]) AS e(account_id, expected)
-    WHERE a.account_id = e.account_id AND a.seq = e.expected
+    UPDATE ledger_admissions a SET seq = a.seq + 1, token = e.token
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS e(account_id, expected, expected_token, token)
+    WHERE a.account_id = e.account_id AND a.seq = e.expected AND a.token = e.expected_token
     RETURNING a.account_id, a.seq
 ), ok AS (
     SELECT count(*) = cardinality($1::text[]) AS ok FROM seq
 ), ins AS (
     INSERT INTO ledger_orders ({", ".join(ORDER_COLUMNS)})
-    SELECT t.* FROM {_unnest(3, _ORDER_TYPES, ORDER_COLUMNS)}
+    SELECT t.* FROM {_unnest(5, _ORDER_TYPES, ORDER_COLUMNS)}
     WHERE (SELECT ok FROM ok)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING client_order_id, account_id, symbol, side, quantity, reserve_price, status
@@ -309,7 +309,11 @@ class PostgresLedgerStore:
     async def open(self) -> None:
         async def go() -> None:
             if self._pool is None:
-                self._pool = await create_pool(self.config, schema=self.config.schema or None)
+                # the ledger leaves no session state on a connection (its one advisory lock, in migrations, is
+                # released), so connections go back to the pool without asyncpg's reset round trip
+                self._pool = await create_pool(
+                    self.config, schema=self.config.schema or None, reset_on_release=False, numeric_as_text=True
+                )
             async with self.pool.acquire(timeout=self.timeout) as conn:
                 await migrate_postgres(conn)
 
@@ -360,7 +364,7 @@ class PostgresLedgerStore:
     async def snapshot(self, account_ids: Sequence[str]) -> dict[str, AccountSnapshot]:
         ids = list(account_ids)
         accounts = await self._fetch(
-            "SELECT a.*, d.seq FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
+            "SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
             "WHERE account_id = ANY($1::text[])",
             ids,
         )
@@ -368,7 +372,9 @@ class PostgresLedgerStore:
         # read after the sequence: reservations are at least as new as it (a newer one only makes admit retry)
         reserved = await self._fetch("SELECT * FROM ledger_reserved WHERE account_id = ANY($1::text[])", ids)
         out = {
-            r["account_id"]: AccountSnapshot(account=account_from_row(r), seq=int(r["seq"]), positions={}, reserved={})
+            r["account_id"]: AccountSnapshot(
+                account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
+            )
             for r in accounts
         }
         for r in positions:
@@ -377,11 +383,21 @@ class PostgresLedgerStore:
             out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
         return out
 
-    async def admit(self, orders: Sequence[OrderRecord], expected_seqs: Mapping[str, int]) -> AdmitResult:
-        accounts = list(expected_seqs)
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        accounts = list(expected)
         rows = [order_values(r) for r in orders]
         (row,) = await self._fetch(
-            _ADMIT, accounts, [expected_seqs[a] for a in accounts], *_columns(rows, len(ORDER_COLUMNS))
+            _ADMIT,
+            accounts,
+            [expected[a][0] for a in accounts],
+            [expected[a][1] for a in accounts],
+            [tokens[a] for a in accounts],
+            *_columns(rows, len(ORDER_COLUMNS)),
         )
         seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
         return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)

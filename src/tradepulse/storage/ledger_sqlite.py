@@ -197,12 +197,12 @@ class SqliteLedgerStore:
         ids = list(account_ids)
         out: dict[str, AccountSnapshot] = {}
         for r in self._rows_in(
-            "SELECT a.*, d.seq FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
+            "SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
             "WHERE account_id IN ({})",
             ids,
         ):
             out[r["account_id"]] = AccountSnapshot(
-                account=account_from_row(r), seq=int(r["seq"]), positions={}, reserved={}
+                account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
             )
         for r in self._rows_in("SELECT * FROM ledger_positions WHERE account_id IN ({})", ids):
             out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
@@ -210,17 +210,18 @@ class SqliteLedgerStore:
             out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
         return out
 
-    async def admit(self, orders: Sequence[OrderRecord], expected_seqs: Mapping[str, int]) -> AdmitResult:
-        accounts = list(expected_seqs)
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        accounts = list(expected)
         with self._write() as conn:
-            current = {
-                r["account_id"]: int(r["seq"])
-                for r in conn.execute(
-                    f"SELECT account_id, seq FROM ledger_admissions WHERE account_id IN ({_marks(len(accounts))})",
-                    accounts,
-                )
-            }
-            if any(current.get(a) != expected_seqs[a] for a in accounts):
+            sql = f"SELECT account_id, seq, token FROM ledger_admissions WHERE account_id IN ({_marks(len(accounts))})"
+            rows = conn.execute(sql, accounts).fetchall() if accounts else []
+            current = {r["account_id"]: (int(r["seq"]), r["token"]) for r in rows}
+            if any(current.get(a) != expected[a] for a in accounts):
                 return AdmitResult(ok=False, inserted=frozenset(), seqs={})
             coids = [r.order.client_order_id for r in orders]
             existing: set[str] = set()
@@ -271,9 +272,10 @@ class SqliteLedgerStore:
                     (account_id, symbol, *(str(b + x) for b, x in zip(base, d, strict=True))),
                 )
             conn.executemany(
-                "UPDATE ledger_admissions SET seq = seq + 1 WHERE account_id = ?", [(a,) for a in accounts]
+                "UPDATE ledger_admissions SET seq = seq + 1, token = ? WHERE account_id = ?",
+                [(tokens[a], a) for a in accounts],
             )
-            seqs = {a: expected_seqs[a] + 1 for a in accounts}
+            seqs = {a: expected[a][0] + 1 for a in accounts}
         return AdmitResult(ok=True, inserted=frozenset(seen), seqs=seqs)
 
     @asynccontextmanager

@@ -6,10 +6,12 @@ the same contract, checked by one test suite against both (tests/integration/tes
 The two writes, and why they look like this:
 
 * :meth:`LedgerStore.admit` writes new orders *before* they can execute, with their reservations, in one
-  atomic statement; it succeeds only if each account's admission sequence is still what the engine last saw
-  (another engine admitting for the same account makes it fail, and the engine re-reads the account and
-  decides again), so risk checks across engines are serialized without holding a lock across round trips. A
-  client order id already in the ledger is not inserted again (it is reported back as a duplicate).
+  atomic statement; it succeeds only if each account's last admission is still the one the engine's decision
+  followed (its (seq, token)); it then records itself as the last one (seq + 1, a new unique token). Another
+  engine admitting for the same account in between makes it fail, and the engine re-reads the account and
+  decides again, so risk checks across engines are serialized without holding a lock across round trips; one
+  engine can keep several admissions in flight, each naming the one before it. A client order id already in the
+  ledger is not inserted again (it is reported back as a duplicate).
 * :meth:`LedgerStore.booking` opens a transaction that locks the accounts it books for, hands over their
   current cash and positions, and writes fills (each ``fill_id`` exactly once: a second booking of one raises
   :class:`DuplicateFill`), order states, positions and cash together.
@@ -90,6 +92,7 @@ class AccountSnapshot(msgspec.Struct, kw_only=True):
 
     account: AccountRow
     seq: int
+    token: str
     positions: dict[str, PositionRow]
     reserved: dict[str, Quantities]
 
@@ -151,8 +154,14 @@ class LedgerStore(Protocol):
         """Return the committed state of the accounts (missing accounts are left out)."""
         ...
 
-    async def admit(self, orders: Sequence[OrderRecord], expected_seqs: Mapping[str, int]) -> AdmitResult:
-        """Insert new orders (NEW ones reserve their quantity) if every account's sequence is as expected."""
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        """Insert new orders (NEW ones reserve their quantity) if every account's last admission is ``expected``
+        (seq, token); then each account's last admission becomes (seq + 1, ``tokens[account]``)."""
         ...
 
     def booking(

@@ -1,10 +1,14 @@
 """The ledger's tables: accounts, orders, fills, positions, reservations, marks, and the trading state.
 
 Money and quantities are NUMERIC in PostgreSQL and decimal strings (TEXT) in SQLite, never floats. Writes are
-split so that admitting orders and booking fills never wait for each other: admissions insert orders and add to
-``ledger_reserved`` and bump ``ledger_admissions.seq`` (the optimistic-concurrency counter between engines);
-bookings insert fills, update orders, positions (with the ``released_*`` totals) and account cash. What an
-account has reserved for open orders is ``reserved - released``.
+split so that admitting orders and booking fills never wait for each other:
+
+* admissions insert orders, add to ``ledger_reserved`` and move ``ledger_admissions`` (seq, token) on: the
+  optimistic-concurrency check between engines (an admission names the (seq, token) it follows, so a chain of
+  admissions from one engine is never mistaken for another engine's);
+* bookings insert fills and update orders, positions (with the ``released_*`` totals) and account cash.
+
+What an account has reserved for open orders is ``reserved - released``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ CREATE TABLE ledger_accounts (
 );
 CREATE TABLE ledger_admissions (
     account_id {text} PRIMARY KEY REFERENCES ledger_accounts (account_id),
-    seq {ns} NOT NULL DEFAULT 0
+    seq {ns} NOT NULL DEFAULT 0,
+    token {text} NOT NULL DEFAULT ''
 );
 CREATE TABLE ledger_orders (
     client_order_id {text} PRIMARY KEY,
