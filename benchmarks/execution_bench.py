@@ -453,12 +453,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help="orders/s for the latency run")
     p.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     p.add_argument("--step-seconds", type=float, default=5.0, help="length of each throughput step")
-    p.add_argument("--start-rate", type=float, default=2000.0, help="first throughput step")
+    p.add_argument("--start-rate", type=float, default=500.0, help="first throughput step")
     p.add_argument("--max-rate", type=float, default=60_000.0, help="stop stepping beyond this rate")
     p.add_argument("--redis-fsync", choices=("no", "everysec", "always"), default="everysec")
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     p.add_argument("--profile", action="store_true", help="py-spy the engine during the latency run (profile-*.txt)")
-    p.add_argument("--in-flight", type=int, default=1, help="batches an engine admits concurrently")
+    p.add_argument("--in-flight", type=int, default=8, help="batches an engine admits concurrently")
     return p.parse_args(argv)
 
 

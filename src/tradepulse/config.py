@@ -197,8 +197,9 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     max_batch: PositiveInt = 512
     #: after a short read, wait up to this long for more (0 = adaptive only: take what is waiting, no wait)
     batch_window_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
-    #: batches admitted concurrently: the next is read and risk-checked while the ledger commits the one before
-    max_in_flight_batches: PositiveInt = 1
+    #: batches admitted concurrently: the next is read and risk-checked while the ledger commits the one before,
+    #: and what queues meanwhile goes to the ledger as one statement (group commit)
+    max_in_flight_batches: PositiveInt = 8
     #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
     broker_timeout_ms: PositiveInt = 2_000
     #: how often UNKNOWN orders are queried

@@ -65,6 +65,78 @@ class _InFlight:
     decisions: list[RiskDecision] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Job:
+    records: list[OrderRecord]
+    accounts: list[str]
+    future: asyncio.Future[tuple[bool, frozenset[str]]]
+
+
+class LedgerWriter:
+    """Group commit for admissions: one statement in flight; everything queued meanwhile goes in the next one.
+
+    Batches read concurrently queue their (already risk-checked, in arrival order) records here; the writer sends
+    them all in one admission statement that follows the account's last admission and records a new one, so a
+    burst costs one commit, and an order waits for at most one commit before its own.
+    """
+
+    def __init__(self, store: LedgerStore, state: EngineState) -> None:
+        self.store = store
+        self.state = state
+        self._queue: list[_Job] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tokens = 0
+        self._epoch = format(time.time_ns(), "x")
+        self.statements = 0
+        self.orders = 0
+
+    async def write(self, records: list[OrderRecord], accounts: list[str]) -> tuple[bool, frozenset[str]]:
+        """Queue ``records``; return (the statement committed, which of them were inserted)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ledger-admissions")
+        future: asyncio.Future[tuple[bool, frozenset[str]]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Job(records, accounts, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            jobs, self._queue = self._queue, []
+            records = [r for job in jobs for r in job.records]
+            accounts = sorted({a for job in jobs for a in job.accounts})
+            expected: dict[str, tuple[int, str]] = {}
+            tokens: dict[str, str] = {}
+            for account_id in accounts:
+                view = self.state.accounts[account_id]
+                expected[account_id] = (view.seq, view.token)
+                self._tokens += 1
+                tokens[account_id] = f"{self.state.name}:{self._epoch}:{self._tokens}"
+                view.seq, view.token = view.seq + 1, tokens[account_id]  # the next statement follows this one
+            try:
+                result = await self.store.admit(records, expected, tokens)
+            except Exception as exc:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            self.statements += 1
+            self.orders += len(records)
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_result((result.ok, result.inserted))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            while not self._task.done():
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=0.2)
+
+
 class AdmissionConflict(RuntimeError):
     """The accounts kept changing under this engine; the batch is left pending and retried later."""
 
@@ -100,9 +172,7 @@ class Admission:
         #: batches between risk decisions and the ledger's answer, by arrival number
         self.in_flight: dict[int, _InFlight] = {}
         self._next_batch = 0
-        self._turn = asyncio.Lock()
-        self._tokens = 0
-        self._epoch = format(time.time_ns(), "x")
+        self.writer = LedgerWriter(store, state)
 
     def reserved_in_flight(self) -> Iterator[tuple[SubmitOrder, RiskDecision]]:
         """Yield the accepted orders of batches whose ledger write is still pending (their reservations live only
@@ -218,9 +288,10 @@ class Admission:
 
         Several batches may be in flight at once (the consumer's ``max_in_flight``): the next one is read,
         decoded and risk-checked while the ledger commits the one before, and its broker call overlaps the next
-        commit. Statements go to the ledger one at a time in arrival order, each naming the admission it follows
-        per account, so they commit in order or not at all; when one fails (another engine admitted for the
-        account), it waits for the batches before it, re-reads the account, and decides again.
+        commit. The :class:`LedgerWriter` sends what is queued as one statement at a time, in arrival order,
+        naming the admission it follows per account, so batches commit in order or not at all; when one fails
+        (another engine admitted for the account), it waits for the batches before it, re-reads the account, and
+        decides again.
         """
         state = self.state
         involved = sorted({cmd.account_id for cmd in fresh if cmd.account_id in state.accounts})
@@ -235,19 +306,8 @@ class Admission:
                 flight.decisions = decisions
                 risk_ns = time.time_ns()
                 records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
-                expected: dict[str, tuple[int, str]] = {}
-                tokens: dict[str, str] = {}
-                for account_id in involved:
-                    view = state.accounts[account_id]
-                    expected[account_id] = (view.seq, view.token)
-                    self._tokens += 1
-                    tokens[account_id] = f"{state.name}:{self._epoch}:{self._tokens}"
-                    view.seq, view.token = view.seq + 1, tokens[account_id]  # the next batch follows this one
                 try:
-                    # one admission statement at a time, in arrival order: an account's row is locked until its
-                    # commit anyway, and a statement overtaking the one it follows would only fail and retry
-                    async with self._turn:
-                        result = await self.store.admit(records, expected, tokens)
+                    ok, inserted = await self.writer.write(records, involved)
                 except LedgerUnavailable as exc:
                     self._undo(fresh, decisions)
                     flight.decisions = []
@@ -256,9 +316,9 @@ class Admission:
                     log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
                     self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
                     return {cmd.client_order_id for cmd in fresh}
-                if result.ok:
+                if ok:
                     flight.decisions = []  # committed: the ledger has these reservations now
-                    await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
+                    await self._admitted(fresh, decisions, records, inserted, now, risk_ns, replies)
                     return set()
                 state.counters.admission_retries += 1
                 self._undo(fresh, decisions)
