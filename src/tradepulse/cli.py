@@ -29,6 +29,16 @@ bus_app = typer.Typer(help="Inspect the message bus.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bus_app, name="bus")
 
+
+def _add_ml_commands() -> None:
+    from tradepulse.ml.cli import models_app, train
+
+    app.command("train")(train)
+    app.add_typer(models_app, name="models")
+
+
+_add_ml_commands()
+
 console = Console()
 err = Console(stderr=True)
 

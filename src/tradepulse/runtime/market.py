@@ -29,7 +29,9 @@ class SimulatedFeed:
 
     async def start(self, ctx: RuntimeContext) -> None:
         cfg = ctx.settings.market
-        self._sim = MarketSimulator(cfg.symbols, seed=cfg.seed, start_price=cfg.start_price, volatility=cfg.volatility)
+        self._sim = MarketSimulator(
+            cfg.symbols, seed=cfg.seed, start_price=cfg.start_price, volatility=cfg.volatility, mode=cfg.mode
+        )
         self._task = ctx.spawn(self._run(ctx), "market-feed")
 
     async def _run(self, ctx: RuntimeContext) -> None:
