@@ -8,7 +8,7 @@ sample whose label is not known yet (the last ``horizon`` bars).
   the ``vol_window`` bars up to and including t (known at t, never after).
 * **Triple barrier** (López de Prado): an upper and a lower barrier at ``± k * sigma_t * sqrt(horizon)`` around
   the close of t, and a vertical barrier ``horizon`` bars later. The label is BUY or SELL for whichever
-  horizontal barrier bar highs/lows touch first (SELL when both are touched in the same bar: the conservative
+  horizontal barrier bar highs/lows cross first (SELL when both are touched in the same bar: the conservative
   reading), HOLD if neither is touched in time.
 
 Either way the label of sample t depends on bars ``t+1 .. t+horizon`` only: that interval is what validation
@@ -79,10 +79,10 @@ def _barriers(close: np.ndarray, high: np.ndarray, low: np.ndarray, thr: np.ndar
         down = close[t] * np.exp(-thr[t])
         label = 1
         for j in range(t + 1, t + horizon + 1):
-            if low[j] <= down:
+            if low[j] < down:
                 label = 0
                 break
-            if high[j] >= up:
+            if high[j] > up:
                 label = 2
                 break
         out[t] = label

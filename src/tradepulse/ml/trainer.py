@@ -50,7 +50,7 @@ class TrainResult:
 
 
 def _bars_needed(samples: int, feature_set: FeatureSet, cfg: MLConfig) -> int:
-    return samples + feature_set.warmup + cfg.vol_window + cfg.horizon_bars + 1
+    return samples + max(feature_set.warmup, cfg.vol_window) + cfg.horizon_bars
 
 
 def load_training_bars(

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
 from tradepulse.runtime.market import MarketState, SimulatedFeed
+from tradepulse.runtime.signals import make_signal_component
 
 ComponentFactory = Callable[[Settings], Component | None]
 
 #: consumers first, so that they are listening before producers start
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
+    make_signal_component,
     lambda settings: SimulatedFeed(),
 ]
