@@ -12,7 +12,7 @@ Orders: a BUY or SELL signal whose confidence reaches ``min_confidence`` becomes
 by the sizing policy, unless the symbol is in its cooldown or the order would take this service's own signed
 exposure beyond ``max_position``. The client order id is ``{strategy}:{symbol}:{bar end ns}``: the same bar
 always gives the same id, so a redelivered tick can never become a second order (the engine dedupes by it,
-and a tick from a bar already closed is ignored here anyway).
+and here a tick not newer than the symbol's last one is ignored and counted, so it cannot touch a bar twice).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class SymbolState:
     pending: deque[_Pending | None]
     position: Decimal = Decimal(0)
     last_order_ns: int | None = None
+    last_ts_ns: int = -1
     bars_closed: int = 0
 
 
@@ -146,10 +147,12 @@ class SignalEngine:
     def on_tick(self, tick: Tick) -> tuple[Signal | None, SubmitOrder | None]:
         """Feed one tick; return the signal and order request it triggered (usually neither)."""
         state = self._state(tick.symbol)
-        stale = state.bars.stale
-        bar = state.bars.add(tick.ts_ns, tick.price, tick.size)
-        if state.bars.stale != stale:
+        if tick.ts_ns <= state.last_ts_ns:
+            # a redelivered or out-of-order tick: per symbol, ticks arrive with strictly increasing times
             self.counters.stale_ticks += 1
+            return None, None
+        state.last_ts_ns = tick.ts_ns
+        bar = state.bars.add(tick.ts_ns, tick.price, tick.size)
         if bar is None:
             return None, None
         return self._on_bar(tick, state, bar)

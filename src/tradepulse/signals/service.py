@@ -34,12 +34,16 @@ class SignalService:
         latency: StageLatency | None = None,
         consumer_name: str = "embedded",
         group_start: str = "$",
+        namespace: str = "",
     ) -> None:
+        """``namespace`` prefixes every stream name (tests on a shared Redis use it; production leaves it empty)."""
         self.bus = bus
         self.engine = engine
         self.settings = settings
         self.latency = latency
         self._partitions = settings.bus.order_partitions
+        self._ns = namespace
+        self.signal_stream = namespace + SIGNALS
         self._gauge = MODEL_ACCURACY.labels(model_version=engine.model.version)
         self.published_signals = 0
         self.published_orders = 0
@@ -47,7 +51,7 @@ class SignalService:
             bus,
             group=GROUP,
             name=consumer_name,
-            streams=[TICKS],
+            streams=[namespace + TICKS],
             handler=self.handle,
             config=settings.bus,
             group_start=group_start,
@@ -65,9 +69,9 @@ class SignalService:
             if signal is not None:
                 signals.append(signal)
             if order is not None:
-                orders.setdefault(order_stream(order.symbol, self._partitions), []).append(order)
+                orders.setdefault(self._ns + order_stream(order.symbol, self._partitions), []).append(order)
         if signals:
-            await self.bus.publish_many(SIGNALS, signals)
+            await self.bus.publish_many(self.signal_stream, signals)
             self.published_signals += len(signals)
             if self.latency is not None:
                 for s in signals:
