@@ -116,8 +116,10 @@ class MLConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: backtest cost per unit of position change, basis points
     cost_bps: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     seed: int = 7
-    #: threads for training (inference always runs single-threaded)
-    n_jobs: PositiveInt = 2
+    #: threads per model fit. 1 by measurement: on a busy 2-core machine OpenMP threads that spin-wait at
+    #: barriers made 10k-sample runs 3-5x slower and erratic; one thread was as fast when idle and steady
+    #: (inference always runs single-threaded)
+    n_jobs: PositiveInt = 1
 
 
 class SignalsConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,10 +1,15 @@
-"""Batch indicator kernels (numba), bit-for-bit with TA-Lib's conventions.
+"""Batch indicator kernels (numba) that follow TA-Lib's conventions exactly.
 
 Each kernel takes float64 arrays and returns an array of the same length with NaN during warm-up, where TA-Lib
-returns nothing. The arithmetic follows TA-Lib's C code operation by operation (running sums for moving
-averages and variances, SMA-seeded EMAs, Wilder smoothing for RSI/ATR, TA-Lib's MACD seeding, its zero tests),
-so the results agree with TA-Lib to rounding, and the online twins in :mod:`tradepulse.features.online` repeat
-the same operations in the same order, so they agree with these kernels on every step.
+returns nothing. The definitions are TA-Lib's, detail for detail: running sums for moving averages, EMAs seeded
+with the SMA of their first window, Wilder smoothing for RSI/ATR, TA-Lib's peculiar MACD seeding, population
+deviations, its 1e-14 zero tests and lookbacks; the results agree with TA-Lib to ~1e-12 relative or better
+(tested to 1e-9). Where a different order of the same operations is much faster (Wilder's step as a
+multiply-add, ATR two steps at a time, variance around a re-based reference) the kernels take it; the online
+twins in :mod:`tradepulse.features.online` use the same formulas and agree with the kernels on every step.
+
+Speed: within TA-Lib's C time on 1M points (``make bench-ml``); outputs are allocated by numpy (see
+:func:`_new`).
 
 Why match TA-Lib rather than "a" definition: indicator definitions differ in small ways (how an EMA starts,
 population vs sample deviation), and a model trained on one definition and served with another sees a shifted
@@ -27,19 +32,24 @@ EPS = 1e-14
 REBASE = 16
 
 
-@nb.njit(cache=True)
-def _nan_prefix(size: int, first: int) -> F64:
-    """An output array whose first ``first`` entries (the warm-up) are NaN; the rest is written by the caller."""
-    out = np.empty(size)
-    out[: min(first, size)] = np.nan
-    return out
+def _new(size: int) -> F64:
+    """Allocate an output with numpy rather than inside a kernel: numpy asks for transparent huge pages on large
+    arrays, which makes the first writes to a fresh 8 MB output several times cheaper (MACD on 1M points: 2.7 ms
+    instead of 9.6 ms). So kernels take their outputs as arguments and thin wrappers allocate them."""
+    return np.empty(size)
 
 
 @nb.njit(cache=True)
-def sma(x: F64, n: int) -> F64:
-    """Simple moving average over ``n`` (TA_SMA): a running sum, divided by ``n``."""
+def _nan_prefix(out: F64, first: int) -> None:
+    """Set the warm-up entries (the first ``first``) of ``out`` to NaN."""
+    out[: min(first, out.shape[0])] = np.nan
+
+
+@nb.njit(cache=True)
+def _sma_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`sma` into the given outputs."""
     size = x.shape[0]
-    out = _nan_prefix(size, n - 1)
+    _nan_prefix(out, n - 1)
     total = 0.0
     for i in range(min(n - 1, size)):
         total += x[i]
@@ -47,7 +57,6 @@ def sma(x: F64, n: int) -> F64:
         total += x[i]
         out[i] = total / n
         total -= x[i - n + 1]
-    return out
 
 
 @nb.njit(cache=True)
@@ -65,25 +74,20 @@ def _ema_from(x: F64, n: int, start: int, out: F64) -> None:
 
 
 @nb.njit(cache=True)
-def ema(x: F64, n: int) -> F64:
-    """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n`` values (TA_EMA)."""
-    out = _nan_prefix(x.shape[0], n - 1)
+def _ema_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`ema` into the given outputs."""
+    _nan_prefix(out, n - 1)
     if x.shape[0] >= n:
         _ema_from(x, n, n - 1, out)
-    return out
 
 
 @nb.njit(cache=True)
-def rsi(x: F64, n: int) -> F64:
-    """Relative strength index with Wilder smoothing (TA_RSI); first value at index ``n``.
-
-    Wilder's step ``avg = (avg * (n - 1) + new) / n`` is computed as ``avg * a + new * b`` with ``a = (n-1)/n``
-    and ``b = 1/n``: no division on the dependency chain (2-3x faster), within 1e-15 of TA-Lib.
-    """
+def _rsi_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`rsi` into the given outputs."""
     size = x.shape[0]
-    out = _nan_prefix(size, n)
+    _nan_prefix(out, n)
     if size <= n:
-        return out
+        return
     gain = 0.0
     loss = 0.0
     for i in range(1, n + 1):
@@ -107,7 +111,6 @@ def rsi(x: F64, n: int) -> F64:
         loss = loss * a + down * b
         total = gain + loss
         out[i] = 100.0 * (gain / total) if not (-EPS < total < EPS) else 0.0
-    return out
 
 
 @nb.njit(cache=True)
@@ -123,24 +126,20 @@ def _tr(high: F64, low: F64, close: F64, i: int) -> float:
 
 
 @nb.njit(cache=True)
-def true_range(high: F64, low: F64, close: F64) -> F64:
-    """True range (TA_TRANGE); first value at index 1."""
-    out = _nan_prefix(high.shape[0], 1)
+def _true_range_into(high: F64, low: F64, close: F64, out: F64) -> None:
+    """Write :func:`true_range` into the given outputs."""
+    _nan_prefix(out, 1)
     for i in range(1, high.shape[0]):
         out[i] = _tr(high, low, close, i)
-    return out
 
 
 @nb.njit(cache=True)
-def atr(high: F64, low: F64, close: F64, n: int) -> F64:
-    """Average true range with Wilder smoothing, seeded with the SMA of the first ``n`` true ranges (TA_ATR).
-
-    Wilder's step is ``avg * a + tr * b`` as in :func:`rsi`.
-    """
+def _atr_into(high: F64, low: F64, close: F64, n: int, out: F64) -> None:
+    """Write :func:`atr` into the given outputs."""
     size = high.shape[0]
-    out = _nan_prefix(size, n)
+    _nan_prefix(out, n)
     if size <= n:
-        return out
+        return
     total = 0.0
     for i in range(1, n + 1):
         total += _tr(high, low, close, i)
@@ -148,29 +147,35 @@ def atr(high: F64, low: F64, close: F64, n: int) -> F64:
     out[n] = prev
     a = (n - 1) / n
     b = 1.0 / n
-    for i in range(n + 1, size):
-        prev = prev * a + _tr(high, low, close, i) * b
-        out[i] = prev
-    return out
+    # two steps at a time: avg[i+1] = a² avg[i-1] + (a b tr[i] + b tr[i+1]) halves the multiply-add chain
+    # that bounds the loop; the result differs from one step at a time by rounding only (~1e-16)
+    a2 = a * a
+    ab = a * b
+    i = n + 1
+    while i + 1 < size:
+        t1 = _tr(high, low, close, i)
+        t2 = _tr(high, low, close, i + 1)
+        out[i] = prev * a + t1 * b
+        prev = prev * a2 + (t1 * ab + t2 * b)
+        out[i + 1] = prev
+        i += 2
+    if i < size:
+        out[i] = prev * a + _tr(high, low, close, i) * b
 
 
 @nb.njit(cache=True)
-def macd(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F64]:
-    """MACD line, signal line and histogram (TA_MACD), first values at ``slow + signal - 2``.
-
-    TA-Lib seeds *both* EMAs at the slow EMA's first index: the fast EMA's seed is the mean of the ``fast``
-    values ending there, not of the first ``fast`` values. Matched here, in one pass.
-    """
+def _macd_into(x: F64, fast: int, slow: int, signal: int, line: F64, sig: F64, hist: F64) -> None:
+    """Write :func:`macd` into the given outputs."""
     size = x.shape[0]
     if fast > slow:
         fast, slow = slow, fast
     first = slow - 1
     begin = first + signal - 1
-    line = _nan_prefix(size, begin)
-    sig = _nan_prefix(size, begin)
-    hist = _nan_prefix(size, begin)
+    _nan_prefix(line, begin)
+    _nan_prefix(sig, begin)
+    _nan_prefix(hist, begin)
     if size <= begin:
-        return line, sig, hist
+        return
     kf = 2.0 / (fast + 1)
     ks = 2.0 / (slow + 1)
     kg = 2.0 / (signal + 1)
@@ -202,26 +207,21 @@ def macd(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F64]:
         line[i] = m
         sig[i] = g
         hist[i] = m - g
-    return line, sig, hist
 
 
 @nb.njit(cache=True)
-def _variance(x: F64, n: int, root: bool) -> F64:
-    """Population variance over ``n`` (TA_VAR), from running sums of deviations from a reference value.
-
-    Plain running sums of x and x² lose about eight digits to cancellation at price-like levels and drift as
-    the window slides, while TA-Lib agrees with an exact two-pass variance to ~1e-12. So the sums are taken
-    around a reference (the window's first value), re-based from the window itself every ``REBASE * n``
-    steps: O(1) amortised and as accurate as two passes.
-    """
+def _variance_into(x: F64, n: int, root: bool, out: F64) -> None:
+    """Write :func:`variance` (or, with ``root``, :func:`stddev`) into ``out``."""
     size = x.shape[0]
-    out = _nan_prefix(size, n - 1)
+    _nan_prefix(out, n - 1)
     ref = 0.0
     s1 = 0.0
     s2 = 0.0
-    period = REBASE * n
+    inv_n = 1.0 / n
+    countdown = 0  # steps until the next re-base (a counter: an integer modulo per step costs more)
     for i in range(n - 1, size):
-        if (i - n + 1) % period == 0:
+        if countdown == 0:
+            countdown = REBASE * n
             ref = x[i - n + 1]
             s1 = 0.0
             s2 = 0.0
@@ -229,54 +229,38 @@ def _variance(x: F64, n: int, root: bool) -> F64:
                 d = x[j] - ref
                 s1 += d
                 s2 += d * d
+        countdown -= 1
         d = x[i] - ref
         s1 += d
         s2 += d * d
-        m1 = s1 / n
-        m2 = s2 / n
+        m1 = s1 * inv_n
+        v = s2 * inv_n - m1 * m1
         d = x[i - n + 1] - ref
         s1 -= d
         s2 -= d * d
-        v = m2 - m1 * m1
         if root:
             v = math.sqrt(v) if v >= EPS else 0.0
         out[i] = v
-    return out
 
 
 @nb.njit(cache=True)
-def variance(x: F64, n: int) -> F64:
-    """Population variance over ``n`` (TA_VAR); see :func:`_variance`."""
-    return _variance(x, n, False)
-
-
-@nb.njit(cache=True)
-def stddev(x: F64, n: int) -> F64:
-    """Population standard deviation over ``n`` (TA_STDDEV with nbdev 1; a variance below 1e-14 gives 0)."""
-    return _variance(x, n, True)
-
-
-@nb.njit(cache=True)
-def bbands(x: F64, n: int, nbdev: float) -> tuple[F64, F64, F64]:
-    """Bollinger bands (upper, middle, lower) around the SMA (TA_BBANDS with SMA, equal deviations).
-
-    The middle band is TA-Lib's running-sum SMA; the deviation is the population standard deviation computed
-    as in :func:`variance` (a flat window gives exactly 0, as in TA-Lib, not the ~1e-6 that a plain sum of
-    squares leaves at price-like levels). One pass.
-    """
+def _bbands_into(x: F64, n: int, nbdev: float, upper: F64, middle: F64, lower: F64) -> None:
+    """Write :func:`bbands` into the given outputs."""
     size = x.shape[0]
-    upper = _nan_prefix(size, n - 1)
-    middle = _nan_prefix(size, n - 1)
-    lower = _nan_prefix(size, n - 1)
+    _nan_prefix(upper, n - 1)
+    _nan_prefix(middle, n - 1)
+    _nan_prefix(lower, n - 1)
     total = 0.0
     for i in range(min(n - 1, size)):
         total += x[i]
     ref = 0.0
     s1 = 0.0
     s2 = 0.0
-    period = REBASE * n
+    inv_n = 1.0 / n
+    countdown = 0
     for i in range(n - 1, size):
-        if (i - n + 1) % period == 0:
+        if countdown == 0:
+            countdown = REBASE * n
             ref = x[i - n + 1]
             s1 = 0.0
             s2 = 0.0
@@ -284,37 +268,33 @@ def bbands(x: F64, n: int, nbdev: float) -> tuple[F64, F64, F64]:
                 d = x[j] - ref
                 s1 += d
                 s2 += d * d
+        countdown -= 1
         v = x[i]
         total += v
         d = v - ref
         s1 += d
         s2 += d * d
         m = total / n
-        m1 = s1 / n
-        m2 = s2 / n
+        m1 = s1 * inv_n
+        var = s2 * inv_n - m1 * m1
         v = x[i - n + 1]
         total -= v
         d = v - ref
         s1 -= d
         s2 -= d * d
-        var = m2 - m1 * m1
         dev = math.sqrt(var) if var >= EPS else 0.0
         if nbdev != 1.0:
             dev = dev * nbdev
         middle[i] = m
         upper[i] = m + dev
         lower[i] = m - dev
-    return upper, middle, lower
 
 
 @nb.njit(cache=True)
-def stoch_k(high: F64, low: F64, close: F64, n: int) -> F64:
-    """Fast stochastic %K over ``n`` bars (TA_STOCHF's fastk): 100 (c - lowest low) / (highest - lowest).
-
-    The extremes are tracked with their index and rescanned only when they leave the window, as TA-Lib does.
-    """
+def _stoch_k_into(high: F64, low: F64, close: F64, n: int, out: F64) -> None:
+    """Write :func:`stoch_k` into the given outputs."""
     size = high.shape[0]
-    out = _nan_prefix(size, n - 1)
+    _nan_prefix(out, n - 1)
     lo_idx = -1
     hi_idx = -1
     lowest = 0.0
@@ -345,16 +325,14 @@ def stoch_k(high: F64, low: F64, close: F64, n: int) -> F64:
             highest = v
         diff = (highest - lowest) / 100.0
         out[i] = (close[i] - lowest) / diff if diff != 0.0 else 0.0
-    return out
 
 
 @nb.njit(cache=True)
-def obv(close: F64, volume: F64) -> F64:
-    """On-balance volume starting at ``volume[0]`` (TA_OBV)."""
+def _obv_into(close: F64, volume: F64, out: F64) -> None:
+    """Write :func:`obv` into the given outputs."""
     size = close.shape[0]
-    out = np.empty(size)
     if size == 0:
-        return out
+        return
     prev_obv = volume[0]
     prev = close[0]
     for i in range(size):
@@ -365,36 +343,33 @@ def obv(close: F64, volume: F64) -> F64:
             prev_obv -= volume[i]
         out[i] = prev_obv
         prev = c
-    return out
 
 
 @nb.njit(cache=True)
-def rocr(x: F64, n: int) -> F64:
-    """Rate-of-change ratio ``x[t] / x[t-n]`` (TA_ROCR; 0 when the old value is 0)."""
-    out = _nan_prefix(x.shape[0], n)
+def _rocr_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`rocr` into the given outputs."""
+    _nan_prefix(out, n)
     for i in range(n, x.shape[0]):
         old = x[i - n]
         r = x[i] / old
         out[i] = r if old != 0.0 else 0.0
-    return out
 
 
 @nb.njit(cache=True)
-def log_return(x: F64, n: int) -> F64:
-    """Log return over ``n`` bars: ``log(x[t] / x[t-n])``."""
-    out = _nan_prefix(x.shape[0], n)
+def _log_return_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`log_return` into the given outputs."""
+    _nan_prefix(out, n)
     for i in range(n, x.shape[0]):
         out[i] = math.log(x[i] / x[i - n])
-    return out
 
 
 @nb.njit(cache=True)
-def rolling_vwap(high: F64, low: F64, close: F64, volume: F64, n: int) -> F64:
-    """Volume-weighted average of the typical price ``(h + l + c) / 3`` over ``n`` bars (running sums)."""
+def _rolling_vwap_into(high: F64, low: F64, close: F64, volume: F64, n: int, out: F64) -> None:
+    """Write :func:`rolling_vwap` into the given outputs."""
     size = close.shape[0]
-    out = _nan_prefix(size, n - 1)
+    _nan_prefix(out, n - 1)
     if size < n:
-        return out
+        return
     pv = 0.0
     vol = 0.0
     for i in range(n - 1):
@@ -407,15 +382,14 @@ def rolling_vwap(high: F64, low: F64, close: F64, volume: F64, n: int) -> F64:
         j = i - n + 1
         pv -= (high[j] + low[j] + close[j]) / 3.0 * volume[j]
         vol -= volume[j]
-    return out
 
 
 @nb.njit(cache=True)
-def rolling_sum(x: F64, n: int) -> F64:
-    """Sum over the last ``n`` values (running sum)."""
-    out = _nan_prefix(x.shape[0], n - 1)
+def _rolling_sum_into(x: F64, n: int, out: F64) -> None:
+    """Write :func:`rolling_sum` into the given outputs."""
+    _nan_prefix(out, n - 1)
     if x.shape[0] < n:
-        return out
+        return
     total = 0.0
     for i in range(n - 1):
         total += x[i]
@@ -423,4 +397,140 @@ def rolling_sum(x: F64, n: int) -> F64:
         total += x[i]
         out[i] = total
         total -= x[i - n + 1]
+
+
+# --- allocating wrappers (numpy allocates the outputs; see _new) ---
+
+
+def sma(x: F64, n: int) -> F64:
+    """Simple moving average over ``n`` (TA_SMA): a running sum, divided by ``n``."""
+    out = _new(x.shape[0])
+    _sma_into(x, n, out)
+    return out
+
+
+def ema(x: F64, n: int) -> F64:
+    """Exponential moving average, ``k = 2 / (n + 1)``, seeded with the SMA of the first ``n`` values (TA_EMA)."""
+    out = _new(x.shape[0])
+    _ema_into(x, n, out)
+    return out
+
+
+def rsi(x: F64, n: int) -> F64:
+    """Relative strength index with Wilder smoothing (TA_RSI); first value at index ``n``.
+
+    Wilder's step ``avg = (avg * (n - 1) + new) / n`` is computed as ``avg * a + new * b`` with ``a = (n-1)/n``
+    and ``b = 1/n``: no division on the dependency chain (2-3x faster), within 1e-15 of TA-Lib.
+    """
+    out = _new(x.shape[0])
+    _rsi_into(x, n, out)
+    return out
+
+
+def true_range(high: F64, low: F64, close: F64) -> F64:
+    """True range (TA_TRANGE); first value at index 1."""
+    out = _new(high.shape[0])
+    _true_range_into(high, low, close, out)
+    return out
+
+
+def atr(high: F64, low: F64, close: F64, n: int) -> F64:
+    """Average true range with Wilder smoothing, seeded with the SMA of the first ``n`` true ranges (TA_ATR).
+
+    Wilder's step is ``avg * a + tr * b`` as in :func:`rsi`, computed two steps at a time.
+    """
+    out = _new(high.shape[0])
+    _atr_into(high, low, close, n, out)
+    return out
+
+
+def macd(x: F64, fast: int, slow: int, signal: int) -> tuple[F64, F64, F64]:
+    """MACD line, signal line and histogram (TA_MACD), first values at ``slow + signal - 2``.
+
+    TA-Lib seeds *both* EMAs at the slow EMA's first index: the fast EMA's seed is the mean of the ``fast``
+    values ending there, not of the first ``fast`` values. Matched here, in one pass.
+    """
+    line = _new(x.shape[0])
+    sig = _new(x.shape[0])
+    hist = _new(x.shape[0])
+    _macd_into(x, fast, slow, signal, line, sig, hist)
+    return line, sig, hist
+
+
+def variance(x: F64, n: int) -> F64:
+    """Population variance over ``n`` (TA_VAR), from running sums of deviations from a reference value.
+
+    Plain running sums of x and x² lose about eight digits to cancellation at price-like levels and drift as
+    the window slides, while TA-Lib agrees with an exact two-pass variance to ~1e-12. So the sums are taken
+    around a reference (the window's first value), re-based from the window itself every ``REBASE * n``
+    steps: O(1) amortised and as accurate as two passes.
+    """
+    out = _new(x.shape[0])
+    _variance_into(x, n, False, out)
+    return out
+
+
+def stddev(x: F64, n: int) -> F64:
+    """Population standard deviation over ``n`` (TA_STDDEV with nbdev 1; a variance below 1e-14 gives 0)."""
+    out = _new(x.shape[0])
+    _variance_into(x, n, True, out)
+    return out
+
+
+def bbands(x: F64, n: int, nbdev: float) -> tuple[F64, F64, F64]:
+    """Bollinger bands (upper, middle, lower) around the SMA (TA_BBANDS with SMA, equal deviations).
+
+    The middle band is TA-Lib's running-sum SMA; the deviation is the population standard deviation computed
+    as in :func:`variance` (a flat window gives exactly 0, as in TA-Lib, not the ~1e-6 that a plain sum of
+    squares leaves at price-like levels). One pass.
+    """
+    upper = _new(x.shape[0])
+    middle = _new(x.shape[0])
+    lower = _new(x.shape[0])
+    _bbands_into(x, n, nbdev, upper, middle, lower)
+    return upper, middle, lower
+
+
+def stoch_k(high: F64, low: F64, close: F64, n: int) -> F64:
+    """Fast stochastic %K over ``n`` bars (TA_STOCHF's fastk): 100 (c - lowest low) / (highest - lowest).
+
+    The extremes are tracked with their index and rescanned only when they leave the window, as TA-Lib does.
+    """
+    out = _new(high.shape[0])
+    _stoch_k_into(high, low, close, n, out)
+    return out
+
+
+def obv(close: F64, volume: F64) -> F64:
+    """On-balance volume starting at ``volume[0]`` (TA_OBV)."""
+    out = _new(close.shape[0])
+    _obv_into(close, volume, out)
+    return out
+
+
+def rocr(x: F64, n: int) -> F64:
+    """Rate-of-change ratio ``x[t] / x[t-n]`` (TA_ROCR; 0 when the old value is 0)."""
+    out = _new(x.shape[0])
+    _rocr_into(x, n, out)
+    return out
+
+
+def log_return(x: F64, n: int) -> F64:
+    """Log return over ``n`` bars: ``log(x[t] / x[t-n])``."""
+    out = _new(x.shape[0])
+    _log_return_into(x, n, out)
+    return out
+
+
+def rolling_vwap(high: F64, low: F64, close: F64, volume: F64, n: int) -> F64:
+    """Volume-weighted average of the typical price ``(h + l + c) / 3`` over ``n`` bars (running sums)."""
+    out = _new(high.shape[0])
+    _rolling_vwap_into(high, low, close, volume, n, out)
+    return out
+
+
+def rolling_sum(x: F64, n: int) -> F64:
+    """Sum over the last ``n`` values (running sum)."""
+    out = _new(x.shape[0])
+    _rolling_sum_into(x, n, out)
     return out

@@ -254,12 +254,13 @@ class OnlineVariance:
         d = v - ref
         self._s1 += d
         self._s2 += d * d
-        m1 = self._s1 / n
-        m2 = self._s2 / n
+        inv_n = 1.0 / n
+        m1 = self._s1 * inv_n
+        v = self._s2 * inv_n - m1 * m1
         d = self._ring.oldest() - ref
         self._s1 -= d
         self._s2 -= d * d
-        return m2 - m1 * m1
+        return v
 
 
 class OnlineStddev:

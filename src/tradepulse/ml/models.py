@@ -51,7 +51,7 @@ class TreeModel:
     kind: Literal["xgboost", "lightgbm"]
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 7
-    n_jobs: int = 2
+    n_jobs: int = 1
     model: Any = None
 
     def _estimator(self) -> Any:
@@ -113,7 +113,7 @@ class EnsembleModel:
 
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 7
-    n_jobs: int = 2
+    n_jobs: int = 1
     members: list[TreeModel] = field(default_factory=list)
     kind: str = "ensemble"
 
@@ -133,7 +133,7 @@ class EnsembleModel:
 Model = TreeModel | EnsembleModel
 
 
-def make_model(kind: str, params: dict[str, Any] | None = None, *, seed: int = 7, n_jobs: int = 2) -> Model:
+def make_model(kind: str, params: dict[str, Any] | None = None, *, seed: int = 7, n_jobs: int = 1) -> Model:
     """Return an unfitted model of ``kind``; ``params`` are its hyperparameters (per member for ``ensemble``)."""
     params = dict(params or {})
     if kind in ("xgboost", "lightgbm"):

