@@ -450,7 +450,8 @@ def security(
     except InstrumentError as exc:
         text = str(exc)
         fld = next((f for f in ("lot_size", "tick_size", "price_precision", "symbol") if f in text), "instrument")
-        raise RebalanceInputError(symbol, fld, text.split(": ", 1)[-1]) from None
+        detail = text.split(": ", 1)[-1]
+        raise RebalanceInputError(symbol, fld, detail.removeprefix(fld + " ")) from None
     return Security(instrument=instrument, price=_dec(price, symbol, "price"), fractional=fractional)
 
 
