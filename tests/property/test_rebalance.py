@@ -64,6 +64,7 @@ def problems(draw: Any, *, fees: bool = True, turnover: bool = True) -> Rebalanc
         fee_per_order=Decimal(draw(st.sampled_from([0, 1, 5]))) if fees else Decimal(0),
         fee_rate=draw(st.sampled_from([Decimal(0), Decimal("0.001"), Decimal("0.0025")])) if fees else Decimal(0),
         fractional_step=fractional_step,
+        allow_sells=draw(st.integers(0, 5)) > 0,
     )
     cash = Decimal(draw(st.integers(0, 2_000_000))) / 100
     return build_problem(cash=cash, holdings=holdings, securities=secs, targets=targets, options=options)
@@ -102,7 +103,8 @@ def check_plan(problem: RebalanceProblem, plan: RebalancePlan) -> None:
         i = problem.index(trade.symbol)
         assert i not in traded, "one order per symbol"
         lots = Fraction(trade.quantity) / Fraction(problem.steps[i])
-        assert lots.denominator == 1 and lots > 0
+        assert lots.denominator == 1
+        assert lots > 0
         notional = int(lots) * lot_value[i]
         assert Fraction(trade.notional) == notional
         assert Fraction(trade.fee) == fee_of(problem, notional)
@@ -144,20 +146,30 @@ def check_plan(problem: RebalanceProblem, plan: RebalancePlan) -> None:
         if reason is Reason.IN_BAND:
             tolerances = [Fraction(b) for b in (o.drift_abs,) if b is not None]
             tolerances += [Fraction(o.drift_rel) * w] if o.drift_rel is not None else []
-            assert held[i] > 0 and w > 0 and tolerances
+            assert held[i] > 0
+            assert w > 0
+            assert tolerances
             assert abs(position - w * invest) <= min(tolerances) * invest
             assert t == 0
         elif reason in (Reason.AT_TARGET, Reason.TRADE):
             assert post[i] == target_lots, f"{row.symbol} at the nearest lot"
             assert (t != 0) == (reason is Reason.TRADE)
         elif reason is Reason.CLOSE:
-            assert w == 0 and post[i] == 0 and held[i] > 0
+            assert w == 0
+            assert post[i] == 0
+            assert held[i] > 0
+        elif reason is Reason.NO_SELL:
+            assert not o.allow_sells
+            assert t == 0
+            assert target_lots < held[i]
         elif reason in (Reason.MIN_NOTIONAL, Reason.FEE):
-            assert t == 0 and post[i] != target_lots
+            assert t == 0
+            assert post[i] != target_lots
         elif reason is Reason.TURNOVER:
             assert o.max_turnover is not None
             wanted = target_lots - held[i]
-            assert (t == 0 or (t > 0) == (wanted > 0)) and abs(t) < abs(wanted)
+            assert t == 0 or (t > 0) == (wanted > 0)
+            assert abs(t) < abs(wanted)
         elif reason is Reason.CASH:
             assert held[i] <= post[i] < target_lots
             more = (t + 1) * lot_value[i]
@@ -211,7 +223,7 @@ def test_with_fees_a_second_run_only_trades_what_the_fees_moved(problem: Rebalan
         i = problem.index(trade.symbol)
         assert fees > 0
         first = Reason(int(plan.reason[i]))
-        if first in (Reason.CASH, Reason.MIN_NOTIONAL, Reason.FEE, Reason.IN_BAND):
+        if first in (Reason.CASH, Reason.MIN_NOTIONAL, Reason.FEE, Reason.IN_BAND, Reason.NO_SELL):
             continue
         lot_value = Fraction(problem.prices[i]) * Fraction(problem.steps[i])
         shift = Fraction(problem.weights[i]) * fees

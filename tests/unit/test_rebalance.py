@@ -149,7 +149,13 @@ def test_result_reports_weights_cash_turnover_and_cost() -> None:
     submits = plan.submit_orders(strategy_id="rb-test")
     assert [s.side for s in submits] == [Side.SELL, Side.BUY]
     assert submits[0].client_order_id == plan.submit_orders()[0].client_order_id  # deterministic
-    assert submits[0].client_order_id.startswith("rb-") and submits[0].client_order_id.endswith("-S-A")
+    assert submits[0].client_order_id.startswith("rb-")
+    assert submits[0].client_order_id.endswith("-S-A")
+
+
+def securities(prices: dict[str, str], lots: dict[str, str], duplicate: bool) -> list[Any]:
+    secs = [security(s, p, lots.get(s, 1)) for s, p in prices.items()]
+    return [*secs, security("A", "11")] if duplicate else secs
 
 
 @pytest.mark.parametrize(
@@ -181,10 +187,7 @@ def test_bad_input_names_symbol_and_field(kwargs: dict[str, Any], message: str) 
     duplicate = kwargs.pop("duplicate_security", False)
     args.update(kwargs)
     with pytest.raises(RebalanceInputError) as info:
-        secs = [security(s, p, lots.get(s, 1)) for s, p in prices.items()]
-        if duplicate:
-            secs.append(security("A", "11"))
-        build_problem(securities=secs, **args)
+        build_problem(securities=securities(prices, lots, duplicate), **args)
     assert message in str(info.value)
 
 
@@ -198,5 +201,5 @@ def test_bad_options_name_the_field() -> None:
 
 
 def test_magnitudes_beyond_the_exact_core_are_refused() -> None:
-    with pytest.raises(RebalanceInputError, match="cash: .* is too large"):
+    with pytest.raises(RebalanceInputError, match=r"cash: .* is too large"):
         build_problem(cash=D(10) ** 17, holdings={}, securities=[security("A", "1")], targets={})

@@ -148,6 +148,7 @@ MIN_NOTIONAL = int(Reason.MIN_NOTIONAL)
 TURNOVER = int(Reason.TURNOVER)
 FEE = int(Reason.FEE)
 CASH = int(Reason.CASH)
+NO_SELL = int(Reason.NO_SELL)
 
 
 @njit
@@ -211,6 +212,15 @@ def targets(
         nearest = k + 1 if (c > 0 or (c == 0 and h > k)) else k
         trade[i] = nearest - h
         reason[i] = TRADE if nearest != h else AT_TARGET
+
+
+@njit
+def no_sells(trade: IntArray, reason: npt.NDArray[np.int8]) -> None:
+    """Phase 1b: a buy-only rebalance sells nothing."""
+    for i in range(trade.shape[0]):
+        if trade[i] < 0:
+            trade[i] = 0
+            reason[i] = NO_SELL
 
 
 @njit
@@ -346,4 +356,15 @@ def execute_rules(
     return cash
 
 
-__all__ = ["cmp", "cmp_products", "divmod_u128", "execute_rules", "fee", "mul", "muldiv", "targets", "turnover_cap"]
+__all__ = [
+    "cmp",
+    "cmp_products",
+    "divmod_u128",
+    "execute_rules",
+    "fee",
+    "mul",
+    "muldiv",
+    "no_sells",
+    "targets",
+    "turnover_cap",
+]

@@ -21,6 +21,7 @@ order; every rounding below is exact (Decimal/Fraction in the baseline, integers
    ``drift_rel x w``, or the smaller of both when both are set (no bands: no tolerance). A new symbol (not held)
    is always bought. Every other symbol goes to the multiple of its step *nearest* ``w x I / price``; an exact
    tie goes toward the current holding (the smaller trade).
+   With ``allow_sells`` false (a buy-only rebalance) no sale is made.
 2. **Turnover cap.** If the traded notional (buys + sells) exceeds ``max_turnover x V``, every trade is
    multiplied by ``floor(1e9 x max_turnover x V / traded) / 1e9`` and rounded toward zero to whole steps.
 3. **Minimum notional.** A trade below ``min_trade_notional`` is dropped, unless it sells the whole holding.

@@ -72,6 +72,13 @@ def _rebalance(problem: RebalanceProblem) -> RebalancePlan:
         trade[i] = nearest - held[i]
         reason[i] = Reason.TRADE if trade[i] else Reason.AT_TARGET
 
+    # 1b. a buy-only rebalance sells nothing
+    if not o.allow_sells:
+        for i in range(n):
+            if trade[i] < 0:
+                trade[i] = 0
+                reason[i] = Reason.NO_SELL
+
     # 2. the turnover cap scales every trade down by the same factor, rounded toward zero
     if o.max_turnover is not None:
         gross = sum((abs(trade[i]) * lot_values[i] for i in range(n)), ZERO)

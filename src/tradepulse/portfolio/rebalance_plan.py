@@ -38,6 +38,7 @@ class Reason(IntEnum):
     TURNOVER = 5  #: scaled down by the turnover cap
     FEE = 6  #: a sale whose fee is not less than its proceeds, skipped
     CASH = 7  #: a buy reduced (or skipped) because cash ran out at the buffer
+    NO_SELL = 8  #: a sale not made because the rebalance is buy-only
 
     @property
     def label(self) -> str:

@@ -95,6 +95,7 @@ class RebalanceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
       scaled down pro rata and the rest is left for the next run.
     - ``fee_per_order`` + ``fee_rate`` x notional, rounded up to ``fee_precision``: the per-trade cost estimate.
     - ``fractional_step``: the quantity step of symbols traded in fractions.
+    - ``allow_sells``: false for a buy-only rebalance (deploy cash without selling anything).
     """
 
     drift_abs: Decimal | None = None
@@ -106,6 +107,7 @@ class RebalanceOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     fee_rate: Decimal = ZERO
     fee_precision: Decimal = Decimal("0.01")
     fractional_step: Decimal = Decimal("0.0001")
+    allow_sells: bool = True
     currency: str = "USD"
 
     def __post_init__(self) -> None:
@@ -225,6 +227,8 @@ class RebalanceProblem:
     cash: Decimal
     options: RebalanceOptions
     ints: IntView
+    #: the security (instrument, price, fractional flag) of each symbol
+    securities: tuple[Security, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -353,6 +357,7 @@ def build_problem(
         cash=cash_d,
         options=opts,
         ints=ints,
+        securities=tuple(secs[s] for s in symbols),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradepulse.portfolio._kernels import execute_rules, targets, turnover_cap
+from tradepulse.portfolio._kernels import execute_rules, no_sells, targets, turnover_cap
 from tradepulse.portfolio.rebalance_plan import RebalancePlan, plan_from_arrays
 from tradepulse.portfolio.rebalance_problem import RebalanceProblem
 
@@ -24,6 +24,8 @@ def rebalance_vectorized(problem: RebalanceProblem) -> RebalancePlan:
     fees = np.zeros(n, dtype=np.int64)
     invest = max(v.value - v.buffer, 0)
     targets(v.held_lots, v.lot_value, v.weight, v.tolerance, v.weight_scale, invest, o.has_bands, trade, reason)
+    if not o.allow_sells:
+        no_sells(trade, reason)
     if v.has_turnover:
         turnover_cap(trade, v.lot_value, v.turnover_num, v.value, reason)
     cash = execute_rules(
