@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-rebalance lock clean help
+.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-rebalance lock clean help tools
 
 help:
 	@echo "make run        set up and run the platform embedded (in-process bus, SQLite, simulated market)"
@@ -35,7 +35,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration and not slow"
 
-test: lint typecheck
+tools:
+	@scripts/ensure-tools.sh
+
+test: lint typecheck tools
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: $(STAMP)
