@@ -166,6 +166,15 @@ def bus_dead_letters(
     console.print(table)
 
 
+def _register_rebalance() -> None:
+    from tradepulse.portfolio.cli import rebalance_command
+
+    app.command("rebalance")(rebalance_command)
+
+
+_register_rebalance()
+
+
 def main() -> None:
     """Entry point of the ``tradepulse`` script."""
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -154,6 +155,23 @@ class RuntimeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     panel_refresh_hz: PositiveFloat = 2.0
 
 
+class RebalanceConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Defaults of ``tradepulse rebalance`` (each is also a command-line flag). Amounts are in the account
+    currency, bands and turnover are fractions (0.02 = 2 %); 0 turns a band or the turnover cap off."""
+
+    drift_abs: Decimal = Decimal(0)
+    drift_rel: Decimal = Decimal(0)
+    min_trade_notional: Decimal = Decimal(0)
+    cash_buffer: Decimal = Decimal(0)
+    max_turnover: Decimal = Decimal(0)
+    fee_per_order: Decimal = Decimal(0)
+    fee_rate: Decimal = Decimal(0)
+    fee_precision: Decimal = Decimal("0.01")
+    fractional_step: Decimal = Decimal("0.0001")
+    strategy_id: str = "rebalance"
+    account_id: str = "default"
+
+
 class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     bus: BusConfig = BusConfig()
@@ -163,6 +181,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ml: MLConfig = MLConfig()
     signals: SignalsConfig = SignalsConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
 
     def __post_init__(self) -> None:
         if self.bus.block_ms >= self.redis.socket_timeout_s * 1000 - 250:
