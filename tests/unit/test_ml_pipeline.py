@@ -199,3 +199,23 @@ def test_csv_bars_train_and_bad_files_say_where(tmp_path: Path, monkeypatch: pyt
     bad.write_text("open,high,close,volume\n")
     with pytest.raises(ValueError, match="missing column"):
         load_bars_csv(bad)
+
+
+def test_tuning_reads_only_its_training_samples() -> None:
+    """Garbage everywhere outside the training index changes nothing: the search never looks there."""
+    from dataclasses import replace
+
+    from tradepulse.ml.tuning import tune
+
+    settings = load_settings(env={})
+    dataset = build_dataset(simulate_bars(3_000, seed=8).bars, DEFAULT_FEATURES, settings.ml)
+    train = np.arange(0, 1_500, dtype=np.int64)
+    grid = {"max_depth": [2, 4], "learning_rate": [0.1, 0.3], "n_estimators": [10, 30]}
+    clean = tune(dataset, train, "xgboost", settings.ml, grid)
+    X = dataset.X.copy()
+    y = dataset.y.copy()
+    X[1_500:] = np.float32(1e6)
+    y[1_500:] = 0
+    assert tune(replace(dataset, X=X, y=y), train, "xgboost", settings.ml, grid) == clean
+    assert set(clean) == set(grid)
+    assert clean["max_depth"] in grid["max_depth"]

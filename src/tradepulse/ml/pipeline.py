@@ -93,11 +93,13 @@ def walk_forward_evaluate(
     probas: list[npt.NDArray[np.float64]] = []
     fold_params: list[dict[str, Any]] = []
     fold_acc: list[float] = []
+    chosen = dict(params or {})
+    if tune_grid:
+        # searched once, inside the first fold's training part (the earliest data, before every test fold), and
+        # kept for all folds: nested per-fold searches cost n_splits times more for the same honesty
+        chosen = tune(data, folds[0].train, kind, cfg, tune_grid, base=chosen, progress=progress)
     for i, fold in enumerate(folds):
         progress("walk-forward", i, len(folds))
-        chosen = dict(params or {})
-        if tune_grid:
-            chosen = tune(data, fold.train, kind, cfg, tune_grid, base=chosen, progress=progress)
         model = make_model(kind, chosen, seed=cfg.seed, n_jobs=cfg.n_jobs)
         model.fit(data.X[fold.train], data.y[fold.train])
         proba = model.predict_proba(data.X[fold.test])

@@ -61,7 +61,7 @@ def render(result: TrainResult, console: Console) -> None:
     table.add_row(
         f"long/short backtest return (cost {b.cost_bps:g} bp)", f"{b.total_return:+.2%}", f"{cb.total_return:+.2%}"
     )
-    table.add_row("  Sharpe (annualised)", f"{b.sharpe:+.2f}", f"{cb.sharpe:+.2f}")
+    table.add_row(f"  Sharpe (annualised from {result.bar_seconds:g} s bars)", f"{b.sharpe:+.2f}", f"{cb.sharpe:+.2f}")
     table.add_row("  turnover (position change per bar)", f"{b.turnover:.3f}", f"{cb.turnover:.3f}")
     table.add_row(
         "buy-and-hold return / Sharpe",

@@ -43,6 +43,7 @@ class TrainResult:
     record: ModelRecord | None = None
     promoted: bool = False
     on_simulator: bool = True
+    bar_seconds: float = 1.0
 
     @property
     def leak_suspected(self) -> bool:
@@ -129,6 +130,7 @@ def run_training(
         final_fit_s=fit_s,
         timings=timings,
         on_simulator=data == "simulator",
+        bar_seconds=cfg.bar_seconds,
     )
     if register:
         t2 = time.perf_counter()

@@ -8,8 +8,8 @@ features and labels are serially correlated beyond the label interval itself.
 
 The held-out period is the last ``test_fraction`` of the samples, cut into ``n_splits`` consecutive folds; each
 fold is predicted by a model trained only on what came before it (expanding window, or the last
-``train_window`` samples for a sliding window). Hyperparameters are tuned inside each fold's training part with
-the same purged split (:func:`inner_split`), never on a test fold.
+``train_window`` samples for a sliding window). Hyperparameters are tuned inside the first fold's training part
+(the earliest data) with the same purged split (:func:`inner_split`), never on a test fold.
 """
 
 from __future__ import annotations
