@@ -24,6 +24,9 @@ import numba as nb
 import numpy as np
 import numpy.typing as npt
 
+# the window and volume kernels live next door (file size); one namespace for callers
+from tradepulse.features.window_kernels import log_return, obv, rocr, rolling_sum, rolling_vwap, stoch_k
+
 F64 = npt.NDArray[np.float64]
 
 # TA-Lib's TA_IS_ZERO / TA_IS_ZERO_OR_NEG tolerance
@@ -290,115 +293,6 @@ def _bbands_into(x: F64, n: int, nbdev: float, upper: F64, middle: F64, lower: F
         lower[i] = m - dev
 
 
-@nb.njit(cache=True)
-def _stoch_k_into(high: F64, low: F64, close: F64, n: int, out: F64) -> None:
-    """Write :func:`stoch_k` into the given outputs."""
-    size = high.shape[0]
-    _nan_prefix(out, n - 1)
-    lo_idx = -1
-    hi_idx = -1
-    lowest = 0.0
-    highest = 0.0
-    for i in range(n - 1, size):
-        trailing = i - n + 1
-        v = low[i]
-        if lo_idx < trailing:
-            lo_idx = trailing
-            lowest = low[lo_idx]
-            for j in range(trailing + 1, i + 1):
-                if low[j] < lowest:
-                    lowest = low[j]
-                    lo_idx = j
-        elif v <= lowest:
-            lo_idx = i
-            lowest = v
-        v = high[i]
-        if hi_idx < trailing:
-            hi_idx = trailing
-            highest = high[hi_idx]
-            for j in range(trailing + 1, i + 1):
-                if high[j] > highest:
-                    highest = high[j]
-                    hi_idx = j
-        elif v >= highest:
-            hi_idx = i
-            highest = v
-        diff = (highest - lowest) / 100.0
-        out[i] = (close[i] - lowest) / diff if diff != 0.0 else 0.0
-
-
-@nb.njit(cache=True)
-def _obv_into(close: F64, volume: F64, out: F64) -> None:
-    """Write :func:`obv` into the given outputs."""
-    size = close.shape[0]
-    if size == 0:
-        return
-    prev_obv = volume[0]
-    prev = close[0]
-    for i in range(size):
-        c = close[i]
-        if c > prev:
-            prev_obv += volume[i]
-        elif c < prev:
-            prev_obv -= volume[i]
-        out[i] = prev_obv
-        prev = c
-
-
-@nb.njit(cache=True)
-def _rocr_into(x: F64, n: int, out: F64) -> None:
-    """Write :func:`rocr` into the given outputs."""
-    _nan_prefix(out, n)
-    for i in range(n, x.shape[0]):
-        old = x[i - n]
-        r = x[i] / old
-        out[i] = r if old != 0.0 else 0.0
-
-
-@nb.njit(cache=True)
-def _log_return_into(x: F64, n: int, out: F64) -> None:
-    """Write :func:`log_return` into the given outputs."""
-    _nan_prefix(out, n)
-    for i in range(n, x.shape[0]):
-        out[i] = math.log(x[i] / x[i - n])
-
-
-@nb.njit(cache=True)
-def _rolling_vwap_into(high: F64, low: F64, close: F64, volume: F64, n: int, out: F64) -> None:
-    """Write :func:`rolling_vwap` into the given outputs."""
-    size = close.shape[0]
-    _nan_prefix(out, n - 1)
-    if size < n:
-        return
-    pv = 0.0
-    vol = 0.0
-    for i in range(n - 1):
-        pv += (high[i] + low[i] + close[i]) / 3.0 * volume[i]
-        vol += volume[i]
-    for i in range(n - 1, size):
-        pv += (high[i] + low[i] + close[i]) / 3.0 * volume[i]
-        vol += volume[i]
-        out[i] = pv / vol if vol > 0.0 else close[i]
-        j = i - n + 1
-        pv -= (high[j] + low[j] + close[j]) / 3.0 * volume[j]
-        vol -= volume[j]
-
-
-@nb.njit(cache=True)
-def _rolling_sum_into(x: F64, n: int, out: F64) -> None:
-    """Write :func:`rolling_sum` into the given outputs."""
-    _nan_prefix(out, n - 1)
-    if x.shape[0] < n:
-        return
-    total = 0.0
-    for i in range(n - 1):
-        total += x[i]
-    for i in range(n - 1, x.shape[0]):
-        total += x[i]
-        out[i] = total
-        total -= x[i - n + 1]
-
-
 # --- allocating wrappers (numpy allocates the outputs; see _new) ---
 
 
@@ -491,46 +385,22 @@ def bbands(x: F64, n: int, nbdev: float) -> tuple[F64, F64, F64]:
     return upper, middle, lower
 
 
-def stoch_k(high: F64, low: F64, close: F64, n: int) -> F64:
-    """Fast stochastic %K over ``n`` bars (TA_STOCHF's fastk): 100 (c - lowest low) / (highest - lowest).
-
-    The extremes are tracked with their index and rescanned only when they leave the window, as TA-Lib does.
-    """
-    out = _new(high.shape[0])
-    _stoch_k_into(high, low, close, n, out)
-    return out
-
-
-def obv(close: F64, volume: F64) -> F64:
-    """On-balance volume starting at ``volume[0]`` (TA_OBV)."""
-    out = _new(close.shape[0])
-    _obv_into(close, volume, out)
-    return out
-
-
-def rocr(x: F64, n: int) -> F64:
-    """Rate-of-change ratio ``x[t] / x[t-n]`` (TA_ROCR; 0 when the old value is 0)."""
-    out = _new(x.shape[0])
-    _rocr_into(x, n, out)
-    return out
-
-
-def log_return(x: F64, n: int) -> F64:
-    """Log return over ``n`` bars: ``log(x[t] / x[t-n])``."""
-    out = _new(x.shape[0])
-    _log_return_into(x, n, out)
-    return out
-
-
-def rolling_vwap(high: F64, low: F64, close: F64, volume: F64, n: int) -> F64:
-    """Volume-weighted average of the typical price ``(h + l + c) / 3`` over ``n`` bars (running sums)."""
-    out = _new(high.shape[0])
-    _rolling_vwap_into(high, low, close, volume, n, out)
-    return out
-
-
-def rolling_sum(x: F64, n: int) -> F64:
-    """Sum over the last ``n`` values (running sum)."""
-    out = _new(x.shape[0])
-    _rolling_sum_into(x, n, out)
-    return out
+__all__ = [
+    "EPS",
+    "REBASE",
+    "atr",
+    "bbands",
+    "ema",
+    "log_return",
+    "macd",
+    "obv",
+    "rocr",
+    "rolling_sum",
+    "rolling_vwap",
+    "rsi",
+    "sma",
+    "stddev",
+    "stoch_k",
+    "true_range",
+    "variance",
+]
