@@ -31,9 +31,10 @@ app.add_typer(bus_app, name="bus")
 
 
 def _add_ml_commands() -> None:
-    from tradepulse.ml.cli import models_app, train
+    from tradepulse.ml.cli import models_app, signals, train
 
     app.command("train")(train)
+    app.command("signals")(signals)
     app.add_typer(models_app, name="models")
 
 

@@ -219,3 +219,13 @@ def test_tuning_reads_only_its_training_samples() -> None:
     assert tune(replace(dataset, X=X, y=y), train, "xgboost", settings.ml, grid) == clean
     assert set(clean) == set(grid)
     assert clean["max_depth"] in grid["max_depth"]
+
+
+def test_signals_command_runs_alone_and_says_when_it_has_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEPULSE_ML_REGISTRY_DIR", str(tmp_path))
+    monkeypatch.setenv("TRADEPULSE_SIGNALS_BOOTSTRAP", "skip")
+    result = runner.invoke(app, ["signals", "--transport", "memory", "--duration", "0.5", "--no-panel"])
+    assert result.exit_code == 0, result.output
+    assert "idle: no promoted model (run `tradepulse train`)" in result.output

@@ -131,3 +131,17 @@ def test_market_settings_have_a_mode() -> None:
     settings = load_settings(env={"TRADEPULSE_MARKET_MODE": "random_walk"})
     assert settings.market.mode == "random_walk"
     assert load_settings(env={}).market.mode == "regime"
+
+
+def test_generated_bars_equal_aggregated_ticks() -> None:
+    from tradepulse.features import bars_from_ticks
+
+    bars = MarketSimulator(SYMBOLS, seed=21).generate_bars(300, bar_seconds=5.0, ticks_per_bar=10, start_ns=10**12)
+    ticks = MarketSimulator(SYMBOLS, seed=21).generate(3000, 0.5, start_ns=10**12)
+    assert bars.close.shape == (300, 3)
+    for i in range(3):
+        ref = bars_from_ticks(ticks.ts_ns, ticks.price[:, i], ticks.size[:, i], 5_000_000_000)
+        np.testing.assert_array_equal(bars.start_ns, ref.start_ns)
+        for name in ("open", "high", "low", "close", "volume"):
+            np.testing.assert_array_equal(getattr(bars, name)[:, i], getattr(ref, name))
+    assert np.all((bars.low <= bars.vwap) & (bars.vwap <= bars.high))

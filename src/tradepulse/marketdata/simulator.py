@@ -104,6 +104,21 @@ class TickArrays:
     regime: npt.NDArray[np.int8]  # (T, n): the true regime (-1 in random_walk mode); for tests and docs only
 
 
+@dataclass(frozen=True, slots=True)
+class BarColumns:
+    """Columnar OHLCV bars: ``n_bars`` × ``n`` symbols (``start_ns`` is per bar)."""
+
+    symbols: tuple[str, ...]
+    start_ns: I64  # (n_bars,)
+    open: F64  # (n_bars, n)
+    high: F64
+    low: F64
+    close: F64
+    volume: F64
+    vwap: F64
+    trades: I64
+
+
 @nb.njit(cache=True)
 def _ncdf(z: float) -> float:
     return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
@@ -268,6 +283,34 @@ class MarketSimulator:
         ts_ns = start_ns + dt_ns * np.arange(n_steps, dtype=np.int64)
         return self._run(ts_ns, dt_s)
 
+    def generate_bars(
+        self, n_bars: int, bar_seconds: float = 60.0, ticks_per_bar: int = 20, start_ns: int = 0
+    ) -> BarColumns:
+        """Simulate ``n_bars`` bars of ``ticks_per_bar`` ticks each and return OHLCV columns, one per symbol.
+
+        Bar ``j`` starts at ``start_ns + j * bar_seconds`` and holds the ticks stamped in it (the first at its
+        start); open/high/low/close are trade prices, volume the sum of trade sizes, vwap the size-weighted
+        price. Equal to aggregating :meth:`generate`'s ticks by time (tested).
+        """
+        if n_bars < 1 or ticks_per_bar < 1 or bar_seconds <= 0:
+            raise ValueError("n_bars and ticks_per_bar must be >= 1 and bar_seconds > 0")
+        ticks = self.generate(n_bars * ticks_per_bar, bar_seconds / ticks_per_bar, start_ns)
+        n = len(self.symbols)
+        price = ticks.price.reshape(n_bars, ticks_per_bar, n)
+        size = ticks.size.reshape(n_bars, ticks_per_bar, n)
+        volume = size.sum(axis=1)
+        return BarColumns(
+            symbols=self.symbols,
+            start_ns=ticks.ts_ns[::ticks_per_bar].copy(),
+            open=price[:, 0, :].copy(),
+            high=price.max(axis=1),
+            low=price.min(axis=1),
+            close=price[:, -1, :].copy(),
+            volume=volume,
+            vwap=(price * size).sum(axis=1) / volume,
+            trades=np.full((n_bars, n), ticks_per_bar, dtype=np.int64),
+        )
+
     def step(self, ts_ns: int, dt_s: float) -> list[Tick]:
         """Advance every symbol by ``dt_s`` simulated seconds and return one tick per symbol at ``ts_ns``."""
         arrays = self._run(np.array([ts_ns], dtype=np.int64), dt_s)
@@ -347,6 +390,7 @@ __all__ = [
     "SECONDS_PER_YEAR",
     "TREND_DOWN",
     "TREND_UP",
+    "BarColumns",
     "MarketSimulator",
     "RegimeParams",
     "SimulatorMode",

@@ -85,6 +85,34 @@ def train(
     render(result, console)
 
 
+def signals(
+    config: ConfigOption = None,
+    transport: Annotated[str, typer.Option(help="Bus transport: redis (services mode) or memory.")] = "redis",
+    duration: Annotated[float | None, typer.Option(help="Stop by itself after this many seconds.")] = None,
+    panel: Annotated[bool, typer.Option(help="Show the live terminal panel.")] = True,
+) -> None:
+    """Run the signal service alone (services mode): ticks in from the bus, signals and order requests out."""
+    from tradepulse.cli import run_async
+    from tradepulse.observability.logging import setup_logging
+    from tradepulse.runtime.embedded import EmbeddedRuntime
+    from tradepulse.runtime.signals import make_signal_component
+
+    settings = _settings(config, **{"bus.transport": transport, "signals.enabled": True})
+    setup_logging(settings.log_level, err)
+    runtime = EmbeddedRuntime(settings, factories=[make_signal_component], console=console)
+    try:
+        summary = run_async(runtime.run(duration=duration, panel=panel and console.is_terminal))
+    except Exception as exc:  # a start-up failure (Redis unreachable) is one clear line, not a trace
+        from tradepulse.bus import BusError
+
+        if isinstance(exc, BusError | OSError):
+            err.print(f"[red]cannot start:[/red] {exc}")
+            raise typer.Exit(1) from None
+        raise
+    for label, value in summary.components.get("signals", []):
+        console.print(f"{label}: {value}")
+
+
 def train_main() -> None:
     """Entry point of ``python -m tradepulse.ml.trainer``."""
     typer.run(train)
