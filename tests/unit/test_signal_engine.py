@@ -142,6 +142,11 @@ def test_live_accuracy_follows_matured_labels(probs: tuple[float, float, float],
     assert engine.live_accuracy == expected
 
 
+def test_a_strategy_id_that_cannot_form_an_order_id_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match=r"signals\.strategy_id"):
+        _engine(ConstantModel((0.1, 0.1, 0.8)), strategy_id="my strategy")
+
+
 def test_sizing_policies_round_down_to_the_lot() -> None:
     lot = Decimal(1)
     assert FixedQuantity(150.7, lot).quantity(10.0, 0.01) == Decimal(150)

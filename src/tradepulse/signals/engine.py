@@ -28,6 +28,7 @@ from typing import Protocol
 
 from tradepulse.config import SignalsConfig
 from tradepulse.domain import Side, Signal, SignalAction, SubmitOrder, Tick
+from tradepulse.domain.orders import validate_client_order_id
 from tradepulse.features import BarBuilder, ClosedBar, FeatureSet, OnlineFeatures
 from tradepulse.features.online import OnlineLogReturn, OnlineStddev
 from tradepulse.signals.sizing import SizingPolicy, make_sizing
@@ -109,6 +110,8 @@ class SignalEngine:
         labels: LabelSpec,
         sizing: SizingPolicy | None = None,
     ) -> None:
+        # an id this strategy cannot form would fail every order later; refuse it now, naming the setting
+        validate_client_order_id(client_order_id(cfg.strategy_id, "X", 0), "signals.strategy_id")
         self.model = model
         self.feature_set = feature_set
         self.cfg = cfg
