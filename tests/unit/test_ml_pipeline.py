@@ -229,3 +229,30 @@ def test_signals_command_runs_alone_and_says_when_it_has_no_model(
     result = runner.invoke(app, ["signals", "--transport", "memory", "--duration", "0.5", "--no-panel"])
     assert result.exit_code == 0, result.output
     assert "idle: no promoted model (run `tradepulse train`)" in result.output
+
+
+async def test_run_serves_the_promoted_model_signals_and_orders_flow(tmp_path: Path) -> None:
+    """The embedded runtime with a promoted model: ticks -> signals -> order requests, live accuracy."""
+    from tradepulse.observability.metrics import MODEL_ACCURACY
+    from tradepulse.runtime.embedded import EmbeddedRuntime
+
+    settings = _settings(
+        tmp_path,
+        **{
+            "market.speed": 0.0,
+            "market.symbols": ["AAA", "BBB"],
+            "signals.cooldown_s": 0.0,
+            "signals.min_confidence": 0.0,
+        },
+    )
+    trained = run_training(settings, samples=1_500, params={"n_estimators": 20, "max_depth": 3})
+    assert trained.promoted
+    runtime = EmbeddedRuntime(settings)
+    summary = await runtime.run(duration=4.0, panel=False)
+    rows = dict(summary.components["signals"])
+    assert rows["model"] == "v0001 xgboost (onnx)"
+    assert summary.streams["signals"]["published"] > 10
+    assert sum(ops.get("published", 0) for s, ops in summary.streams.items() if s.startswith("orders:")) > 0
+    assert "over" in rows["live accuracy"]  # labels matured and were scored
+    assert 0.0 <= MODEL_ACCURACY.labels(model_version="v0001")._value.get() <= 1.0
+    assert set(summary.latency_ms["signals"]) >= {"consume", "features", "inference", "signal", "total"}
