@@ -160,3 +160,14 @@ def test_bar_builder_equals_batch_bars(gaps: list[int], prices: list[float]) -> 
     if current_bucket > 0:
         assert builder.add((current_bucket - 1) * 250_000_000, 1.0, 1.0) is None
         assert builder.stale == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(rets=st.lists(st.floats(-0.03, 0.03, allow_nan=False), min_size=40, max_size=150), cut=st.integers(1, 39))
+def test_no_feature_looks_ahead(rets: list[float], cut: int) -> None:
+    """Look-ahead analysis: a feature row at bar t is the same whether or not the bars after t exist."""
+    bars = _bars(rets, False, 0)
+    full = DEFAULT_FEATURES.batch(bars)
+    m = len(bars) - cut
+    truncated = DEFAULT_FEATURES.batch(bars.slice(0, m))
+    np.testing.assert_array_equal(truncated, full[:m])
