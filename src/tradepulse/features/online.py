@@ -69,11 +69,12 @@ class OnlineSMA:
 class OnlineEMA:
     """EMA seeded with the mean of the first ``n`` values."""
 
-    __slots__ = ("_count", "_k", "_prev", "n")
+    __slots__ = ("_count", "_k", "_k1", "_prev", "n")
 
     def __init__(self, n: int) -> None:
         self.n = n
         self._k = 2.0 / (n + 1)
+        self._k1 = 1.0 - self._k
         self._count = 0
         self._prev = 0.0
 
@@ -90,7 +91,7 @@ class OnlineEMA:
         if self._count == self.n:
             self._prev = (self._prev + v) / self.n
             return self._prev
-        self._prev = ((v - self._prev) * self._k) + self._prev
+        self._prev = v * self._k + self._prev * self._k1
         return self._prev
 
 
