@@ -79,8 +79,8 @@ class TreeModel:
 
     def predict_proba(self, X: F32) -> npt.NDArray[np.float64]:
         if self.kind == "lightgbm":
-            # the Booster skips scikit-learn's input validation (a large share of a single-row call)
-            return np.asarray(self.model.booster_.predict(as_float32(X)), dtype=np.float64)
+            # one thread (see _load_member); the Booster also skips scikit-learn's input validation
+            return np.asarray(self.model.booster_.predict(as_float32(X), num_threads=1), dtype=np.float64)
         # in-place prediction on the Booster: the same probabilities as predict_proba without its overhead
         return np.asarray(self.model.get_booster().inplace_predict(as_float32(X)), dtype=np.float64).reshape(
             -1, N_CLASSES
@@ -166,7 +166,7 @@ def _load_member(directory: Path, name: str) -> TreeModel:
         return TreeModel("xgboost", model=clf)
     import lightgbm as lgb
 
-    booster = lgb.Booster(model_file=str(directory / name), params={"num_threads": 1})
+    booster = lgb.Booster(model_file=str(directory / name))
     return TreeModel("lightgbm", model=_BoosterHolder(booster))
 
 
