@@ -95,6 +95,7 @@ def test_signals_come_on_bar_closes_after_warm_up_with_stage_stamps() -> None:
     assert orders[0].client_order_id == f"ml:AAPL:{first.ts_ns}"
     assert orders[0].side is Side.BUY
     assert orders[0].quantity == Decimal(100)
+    assert str(orders[0].quantity) == "100"
     assert "order" in orders[0].stamps
 
 
@@ -112,7 +113,7 @@ def test_cooldown_spaces_orders_and_position_is_capped() -> None:
     _, orders = _run(engine, _ticks("X", 120))
     gaps = np.diff([o.ts_ns for o in orders])
     assert (gaps >= 5_000_000_000).all()
-    assert [o.quantity for o in orders] == [Decimal(100)] * 3 + [Decimal(50)]  # capped at +350
+    assert [str(o.quantity) for o in orders] == ["100", "100", "100", "50"]  # capped at +350, on the lot
     assert engine.symbols["X"].position == Decimal(350)
     assert engine.counters.skipped_position > 0
 
@@ -152,6 +153,7 @@ def test_sizing_policies_round_down_to_the_lot() -> None:
     assert FixedQuantity(150.7, lot).quantity(10.0, 0.01) == Decimal(150)
     assert FixedNotional(10_000, lot).quantity(333.0, 0.01) == Decimal(30)
     assert FixedNotional(10_000, Decimal("0.5")).quantity(333.0, 0.01) == Decimal("30")
+    assert str(make_sizing(SignalsConfig(sizing="fixed_notional", lot_size=0.01)).quantity(333.0, 0.01)) == "30.03"
     assert VolatilityTarget(100, lot).quantity(100.0, 0.002) == Decimal(500)
     assert VolatilityTarget(100, lot).quantity(100.0, 0.0) == Decimal(0)
     assert VolatilityTarget(100, lot).quantity(100.0, float("nan")) == Decimal(0)

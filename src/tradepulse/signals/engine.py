@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from tradepulse.config import SignalsConfig
@@ -31,7 +31,7 @@ from tradepulse.domain import Side, Signal, SignalAction, SubmitOrder, Tick
 from tradepulse.domain.orders import validate_client_order_id
 from tradepulse.features import BarBuilder, ClosedBar, FeatureSet, OnlineFeatures
 from tradepulse.features.online import OnlineLogReturn, OnlineStddev
-from tradepulse.signals.sizing import SizingPolicy, make_sizing
+from tradepulse.signals.sizing import SizingPolicy, lot_decimal, make_sizing
 
 ACTIONS = (SignalAction.SELL, SignalAction.HOLD, SignalAction.BUY)
 SELL, HOLD, BUY = 0, 1, 2
@@ -122,6 +122,7 @@ class SignalEngine:
         self.counters = EngineCounters()
         self._hits: deque[bool] = deque(maxlen=cfg.accuracy_window)
         self._max_position = Decimal(repr(cfg.max_position))
+        self._lot = lot_decimal(cfg.lot_size)
         self._cooldown_ns = round(cfg.cooldown_s * 1e9)
         self._sqrt_h = math.sqrt(labels.horizon)
 
@@ -221,7 +222,8 @@ class SignalEngine:
         side = Side.BUY if action is SignalAction.BUY else Side.SELL
         qty = self.sizing.quantity(price, sigma * self._sqrt_h)
         room = self._max_position - state.position * side.sign
-        qty = min(qty, max(room, Decimal(0)))
+        if room < qty:  # capped: the room, rounded down to the lot
+            qty = max((room / self._lot).to_integral_value(rounding=ROUND_DOWN) * self._lot, Decimal(0))
         if qty <= 0:
             self.counters.skipped_position += 1
             return None

@@ -30,7 +30,14 @@ def _to_lots(units: float, lot: Decimal) -> Decimal:
     if not math.isfinite(units) or units <= 0:
         return Decimal(0)
     lots = (Decimal(repr(units)) / lot).to_integral_value(rounding=ROUND_DOWN)
-    return (lots * lot).normalize() if lots > 0 else Decimal(0)
+    return lots * lot if lots > 0 else Decimal(0)
+
+
+def lot_decimal(lot_size: float) -> Decimal:
+    """The lot as a Decimal with no spurious exponent: 1.0 -> 1 (quantities print as ``100``, not ``100.0`` or
+    ``1E+2``), 0.01 -> 0.01."""
+    lot = Decimal(repr(lot_size))
+    return Decimal(int(lot)) if lot == lot.to_integral_value() else lot
 
 
 class FixedQuantity:
@@ -69,7 +76,7 @@ class VolatilityTarget:
 
 def make_sizing(cfg: SignalsConfig) -> SizingPolicy:
     """Return the policy ``cfg.sizing`` names."""
-    lot = Decimal(repr(cfg.lot_size))
+    lot = lot_decimal(cfg.lot_size)
     if cfg.sizing == "fixed_quantity":
         return FixedQuantity(cfg.quantity, lot)
     if cfg.sizing == "fixed_notional":
