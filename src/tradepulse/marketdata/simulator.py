@@ -314,7 +314,6 @@ class MarketSimulator:
     def step(self, ts_ns: int, dt_s: float) -> list[Tick]:
         """Advance every symbol by ``dt_s`` simulated seconds and return one tick per symbol at ``ts_ns``."""
         arrays = self._run(np.array([ts_ns], dtype=np.int64), dt_s)
-        stamps = {"market": ts_ns}
         return [
             Tick(
                 symbol=symbol,
@@ -325,7 +324,7 @@ class MarketSimulator:
                 ask=float(arrays.ask[0, i]),
                 bid_size=float(arrays.bid_size[0, i]),
                 ask_size=float(arrays.ask_size[0, i]),
-                stamps=stamps,
+                stamps={"market": ts_ns},  # one dict per tick: no message shares mutable state with another
             )
             for i, symbol in enumerate(self.symbols)
         ]
