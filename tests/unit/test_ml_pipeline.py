@@ -245,7 +245,7 @@ async def test_run_serves_the_promoted_model_signals_and_orders_flow(tmp_path: P
             "signals.min_confidence": 0.0,
         },
     )
-    trained = run_training(settings, samples=1_500, params={"n_estimators": 20, "max_depth": 3})
+    trained = run_training(settings, samples=1_500, params={"n_estimators": 20, "max_depth": 3}, promote=True)
     assert trained.promoted
     runtime = EmbeddedRuntime(settings)
     summary = await runtime.run(duration=4.0, panel=False)

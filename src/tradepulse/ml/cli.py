@@ -39,7 +39,7 @@ def train(
         bool | None,
         typer.Option(
             "--promote/--no-promote",
-            help="Promote the new model (default: only if none is promoted and no leak).",
+            help="Promote the new model (default: only if none is promoted, no leak is suspected and it beats chance).",
             show_default=False,
         ),
     ] = None,

@@ -91,7 +91,7 @@ def run_training(
     feature_set: FeatureSet = DEFAULT_FEATURES,
 ) -> TrainResult:
     """Run the whole pipeline and return what happened. ``promote=None`` promotes only when nothing is promoted
-    yet and no leak is suspected."""
+    yet, no leak is suspected and the model beats chance out of sample."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"--model: choose one of {', '.join(MODEL_KINDS)}, got {kind!r}")
     if samples < 500:
@@ -142,7 +142,15 @@ def run_training(
             meta=_meta(result, dataset, cfg, settings),
         )
         timings["register_s"] = time.perf_counter() - t2
-        should = promote if promote is not None else (registry.promoted_version() is None and not result.leak_suspected)
+        should = (
+            promote
+            if promote is not None
+            else (
+                registry.promoted_version() is None
+                and not result.leak_suspected
+                and result.main.evaluation.beats_chance
+            )
+        )
         if should:
             registry.promote(result.record.version)
             result.promoted = True
