@@ -1,6 +1,7 @@
 """Portfolio rebalancing: from holdings, prices, cash and target weights to an exact, executable order list.
 
-Usage::
+Usage (Decimal mappings; a portfolio system holding numpy columns calls :func:`build_problem_arrays` instead,
+the fast path, see :mod:`~tradepulse.portfolio.rebalance_columns`)::
 
     problem = build_problem(cash="1000", holdings={"AAPL": 10}, securities=[security("AAPL", "190.12"),
                             security("MSFT", "410.50")], targets={"AAPL": "0.5", "MSFT": "0.45"},
@@ -54,6 +55,8 @@ from __future__ import annotations
 from typing import Literal
 
 from tradepulse.portfolio.rebalance_baseline import rebalance_baseline
+from tradepulse.portfolio.rebalance_build import build_problem
+from tradepulse.portfolio.rebalance_columns import build_problem_arrays, decimal_inputs
 from tradepulse.portfolio.rebalance_plan import PositionRow, Reason, RebalancePlan, Trade
 from tradepulse.portfolio.rebalance_problem import (
     ModelPortfolio,
@@ -61,7 +64,6 @@ from tradepulse.portfolio.rebalance_problem import (
     RebalanceOptions,
     RebalanceProblem,
     Security,
-    build_problem,
     security,
 )
 from tradepulse.portfolio.rebalance_vectorized import rebalance_vectorized
@@ -88,6 +90,8 @@ __all__ = [
     "Security",
     "Trade",
     "build_problem",
+    "build_problem_arrays",
+    "decimal_inputs",
     "rebalance",
     "rebalance_baseline",
     "rebalance_vectorized",

@@ -27,8 +27,9 @@ import msgspec
 
 from tradepulse.domain import Order, OrderStatus, Side, SubmitOrder
 from tradepulse.domain.money import ZERO
+from tradepulse.portfolio.rebalance_build import build_problem
 from tradepulse.portfolio.rebalance_plan import RebalancePlan
-from tradepulse.portfolio.rebalance_problem import RebalanceInputError, RebalanceProblem, build_problem
+from tradepulse.portfolio.rebalance_problem import RebalanceInputError, RebalanceProblem
 from tradepulse.portfolio.rebalance_vectorized import rebalance_vectorized
 
 SubmitFn = Callable[[SubmitOrder], Awaitable[Order]]

@@ -43,13 +43,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tradepulse.portfolio.rebalance_build import build_problem
 from tradepulse.portfolio.rebalance_problem import (
     ModelPortfolio,
     RebalanceInputError,
     RebalanceOptions,
     RebalanceProblem,
     Security,
-    build_problem,
     security,
 )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 from enum import IntEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import numpy as np
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from tradepulse.domain import OrderType, Side, SubmitOrder, TimeInForce
 from tradepulse.domain.money import EXACT, ZERO
-from tradepulse.portfolio.rebalance_problem import RebalanceProblem
+from tradepulse.portfolio.rebalance_problem import RebalanceProblem, decimal_column
 
 IntArray = npt.NDArray[np.int64]
 _WEIGHT_PLACES = Decimal("1e-8")
@@ -107,7 +107,7 @@ class RebalancePlan:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RebalancePlan):
             return NotImplemented
-        return self.problem is other.problem and self.key() == other.key()
+        return self.key() == other.key() and self.problem == other.problem
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -161,30 +161,48 @@ class RebalancePlan:
             return ratio.quantize(_TURNOVER_PLACES, rounding=ROUND_HALF_EVEN)
 
     # -- materialised views ------------------------------------------------------------------------------------
+    def _order_rows(self) -> tuple[list[str], list[bool], tuple[Decimal, ...]]:
+        """Return each order's symbol, whether it sells, and its quantity (shares, with the step's decimals)."""
+        cached = self._cache.get("order_rows")
+        if cached is None:
+            p = self.problem
+            idx = self.order_index
+            places = p.step_decimals[idx]
+            row_steps = (p.step_units[idx] // 10 ** (p.quantity_exponent - places)).tolist()
+            lots = self.order_lots.tolist()
+            with localcontext(EXACT):
+                quantities = tuple(
+                    Decimal(abs(k) * s).scaleb(-d) for k, s, d in zip(lots, row_steps, places.tolist(), strict=True)
+                )
+            cached = self._cache["order_rows"] = (p.symbol_array[idx].tolist(), [k < 0 for k in lots], quantities)
+        return cast(tuple[list[str], list[bool], tuple[Decimal, ...]], cached)
+
     @property
     def trades(self) -> tuple[Trade, ...]:
         """Return the orders as :class:`Trade` rows (built on first access)."""
         cached = self._cache.get("trades")
         if cached is None:
             p = self.problem
+            idx = self.order_index
             m = p.ints.money_exponent
-            rows = []
-            for i, lots, fee in zip(
-                self.order_index.tolist(), self.order_lots.tolist(), self.order_fee.tolist(), strict=True
-            ):
-                qty = p.steps[i] * abs(lots)
-                rows.append(
+            symbols, sells, quantities = self._order_rows()
+            prices = decimal_column(p.price_units[idx], p.price_exponent, p.price_decimals[idx])
+            notionals = (np.abs(self.order_lots) * p.ints.lot_value[idx]).tolist()
+            with localcontext(EXACT):
+                cached = self._cache["trades"] = tuple(
                     Trade(
-                        symbol=p.symbols[i],
-                        side=Side.SELL if lots < 0 else Side.BUY,
-                        quantity=qty,
-                        price=p.prices[i],
-                        notional=Decimal(abs(lots) * int(p.ints.lot_value[i])).scaleb(-m),
+                        symbol=symbol,
+                        side=Side.SELL if sell else Side.BUY,
+                        quantity=quantity,
+                        price=price,
+                        notional=Decimal(notional).scaleb(-m),
                         fee=Decimal(fee).scaleb(-m),
                     )
+                    for symbol, sell, quantity, price, notional, fee in zip(
+                        symbols, sells, quantities, prices, notionals, self.order_fee.tolist(), strict=True
+                    )
                 )
-            cached = self._cache["trades"] = tuple(rows)
-        return cached
+        return cast(tuple[Trade, ...], cached)
 
     @property
     def sells(self) -> tuple[Trade, ...]:
@@ -238,18 +256,20 @@ class RebalancePlan:
         (``{prefix}-{input fingerprint}-{S|B}-{symbol}``), so submitting the same plan again is deduplicated by
         the engine instead of trading twice."""
         fp = self.problem.fingerprint()
+        symbols, sells, quantities = self._order_rows()
+        market, day = OrderType.MARKET, TimeInForce.DAY
         return [
             SubmitOrder(
-                client_order_id=f"{prefix}-{fp}-{t.side.value[0]}-{t.symbol}",
-                symbol=t.symbol,
-                side=t.side,
-                quantity=t.quantity,
-                order_type=OrderType.MARKET,
-                time_in_force=TimeInForce.DAY,
+                client_order_id=f"{prefix}-{fp}-{'S' if sell else 'B'}-{symbol}",
+                symbol=symbol,
+                side=Side.SELL if sell else Side.BUY,
+                quantity=quantity,
+                order_type=market,
+                time_in_force=day,
                 strategy_id=strategy_id,
                 account_id=account_id,
             )
-            for t in self.trades
+            for symbol, sell, quantity in zip(symbols, sells, quantities, strict=True)
         ]
 
 

@@ -1,8 +1,10 @@
-"""Rebalancer inputs: validated once, then held both as Decimals and as exact integers.
+"""Rebalancer inputs: the options, the securities, and the validated problem as exact integer columns.
 
-:func:`build_problem` checks every input (naming the symbol and field of anything wrong) and returns a
-:class:`RebalanceProblem`, which both implementations read: the baseline its Decimal fields, the vectorized one
-its integer arrays. Nothing is computed from input that failed validation.
+A :class:`RebalanceProblem` is built either from Decimal mappings (:mod:`~tradepulse.portfolio.rebalance_build`,
+the convenient path) or from numpy integer columns (:mod:`~tradepulse.portfolio.rebalance_columns`, the fast
+path); both run the same vectorized validation and give equal problems. Both implementations read it: the
+vectorized one its integer arrays, the baseline its Decimal views. Nothing is computed from input that failed
+validation.
 
 Integer view (exact, no floats):
 
@@ -20,17 +22,17 @@ int64 and 128-bit arithmetic cannot overflow; beyond that the input is refused w
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, localcontext
+from typing import Any, cast
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from tradepulse.domain import Instrument, InstrumentError
-from tradepulse.domain.money import ZERO, exact_mul
+from tradepulse.domain.money import EXACT, ZERO
 
 #: Largest money amount in units, lot count or value sum the kernels accept (keeps int64 sums safe).
 MAX_UNITS = 2**60
@@ -56,6 +58,8 @@ class RebalanceInputError(ValueError):
 
 def _dec(value: Any, symbol: str | None, field: str) -> Decimal:
     """Return ``value`` as a finite Decimal, or raise naming ``symbol`` and ``field``. Floats are refused."""
+    if type(value) is Decimal and value.is_finite():
+        return value
     if isinstance(value, (bool, float)):
         raise RebalanceInputError(symbol, field, f"use a Decimal, int or str, not {type(value).__name__} {value!r}")
     if isinstance(value, Decimal):
@@ -190,6 +194,33 @@ class ModelPortfolio(msgspec.Struct, frozen=True, kw_only=True):
 
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+StrArray = npt.NDArray[np.str_]
+
+
+def unit_decimal(units: int, exponent: int) -> Decimal:
+    """Return ``units * 10**-exponent`` as a Decimal without trailing zeros after the point (``1.5``, ``100``)."""
+    while exponent > 0 and units % 10 == 0:
+        units //= 10
+        exponent -= 1
+    return Decimal(units).scaleb(-exponent, EXACT)
+
+
+def row_decimals(units: IntArray, exponent: int) -> npt.NDArray[np.int64]:
+    """Return how many decimal places each ``units[i] * 10**-exponent`` needs (0 for whole numbers)."""
+    out = np.full(units.shape, exponent, dtype=np.int64)
+    for k in range(1, exponent + 1):
+        out[units % 10**k == 0] = exponent - k
+    return out
+
+
+def decimal_column(units: IntArray, exponent: int, places: npt.NDArray[np.int64] | None = None) -> tuple[Decimal, ...]:
+    """Return each ``units[i] * 10**-exponent`` as a Decimal with ``places[i]`` decimals (default: as few as
+    exact). ``places[i]`` must be at least what the value needs."""
+    shown = row_decimals(units, exponent) if places is None else places
+    shifted = (units // 10 ** (exponent - shown)).tolist()
+    with localcontext(EXACT):
+        return tuple(Decimal(u).scaleb(-d) for u, d in zip(shifted, shown.tolist(), strict=True))
 
 
 @dataclass(frozen=True, eq=False)
@@ -214,226 +245,181 @@ class IntView:
     has_turnover: bool
     value: int
 
+    def key(self) -> tuple[Any, ...]:
+        """Return every field, arrays as lists (for equality)."""
+        return tuple(
+            v.tolist() if isinstance(v, np.ndarray) else v for v in (getattr(self, f.name) for f in fields(self))
+        )
+
 
 @dataclass(frozen=True, eq=False)
 class RebalanceProblem:
-    """Validated rebalancer input. Symbols are sorted; every per-symbol tuple follows that order."""
+    """Validated rebalancer input, held as exact integer columns in sorted symbol order.
 
-    symbols: tuple[str, ...]
-    quantities: tuple[Decimal, ...]
-    prices: tuple[Decimal, ...]
-    steps: tuple[Decimal, ...]
-    weights: tuple[Decimal, ...]
+    Built by :func:`~tradepulse.portfolio.rebalance_build.build_problem` (Decimal mappings) or
+    :func:`~tradepulse.portfolio.rebalance_columns.build_problem_arrays` (numpy columns); both give equal
+    problems for the same portfolio. Each column is canonical: ``price_units * 10**-price_exponent`` is the price
+    with the smallest exponent that keeps every price whole (likewise steps, lot sizes and ticks), so equal
+    inputs give equal arrays whichever way they came in. The Decimal views (:attr:`symbols`, :attr:`quantities`,
+    :attr:`prices`, :attr:`steps`, :attr:`weights`, :attr:`securities`) are built on first use: the vectorized
+    engine never needs them, the baseline and the reports do.
+    """
+
+    symbol_array: StrArray
+    fractional: BoolArray
+    price_units: IntArray
+    price_exponent: int
+    #: quantity step of each symbol (its lot size, or ``options.fractional_step`` if fractional)
+    step_units: IntArray
+    quantity_exponent: int
+    lot_units: IntArray
+    lot_exponent: int
+    tick_units: IntArray
+    tick_exponent: int
     cash: Decimal
     options: RebalanceOptions
     ints: IntView
-    #: the security (instrument, price, fractional flag) of each symbol
-    securities: tuple[Security, ...] = ()
-    _index: dict[str, int] = field(default_factory=dict, repr=False)
+    #: the caller's own Security objects (Decimal path), in sorted order; else built from the columns when asked
+    source_securities: tuple[Security, ...] | None = field(default=None, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
-        return len(self.symbols)
+        return len(self.symbol_array)
+
+    def key(self) -> tuple[Any, ...]:
+        """Return everything that defines the problem (for equality; not the engine-independent caches)."""
+        return (
+            self.symbol_array.tolist(),
+            self.fractional.tolist(),
+            self.price_units.tolist(),
+            self.price_exponent,
+            self.step_units.tolist(),
+            self.quantity_exponent,
+            self.lot_units.tolist(),
+            self.lot_exponent,
+            self.tick_units.tolist(),
+            self.tick_exponent,
+            self.cash,
+            self.options,
+            self.ints.key(),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RebalanceProblem):
+            return NotImplemented
+        return self is other or self.key() == other.key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
+        value = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = build()
+        return value
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Return the symbols, sorted."""
+        return cast(tuple[str, ...], self._cached("symbols", lambda: tuple(self.symbol_array.tolist())))
 
     def index(self, symbol: str) -> int:
         """Return the position of ``symbol`` in :attr:`symbols`."""
-        if not self._index:
-            self._index.update((s, i) for i, s in enumerate(self.symbols))
-        return self._index[symbol]
+        index = self._cached("index", lambda: {s: i for i, s in enumerate(self.symbols)})
+        return cast(int, index[symbol])
+
+    @property
+    def step_decimals(self) -> npt.NDArray[np.int64]:
+        """Return the decimal places of each symbol's step (quantities are shown with as many)."""
+        return cast(
+            IntArray, self._cached("step_decimals", lambda: row_decimals(self.step_units, self.quantity_exponent))
+        )
+
+    @property
+    def price_decimals(self) -> npt.NDArray[np.int64]:
+        """Return the decimal places each price is shown with: its own, or its tick's if that has more."""
+
+        def build() -> IntArray:
+            ticks = row_decimals(self.tick_units, self.tick_exponent)
+            return np.maximum(
+                row_decimals(self.price_units, self.price_exponent), np.minimum(ticks, self.price_exponent)
+            )
+
+        return cast(IntArray, self._cached("price_decimals", build))
+
+    @property
+    def quantities(self) -> tuple[Decimal, ...]:
+        """Return the held quantities (shares)."""
+        return cast(
+            tuple[Decimal, ...],
+            self._cached(
+                "quantities",
+                lambda: decimal_column(
+                    self.ints.held_lots * self.step_units, self.quantity_exponent, self.step_decimals
+                ),
+            ),
+        )
+
+    @property
+    def prices(self) -> tuple[Decimal, ...]:
+        """Return the prices."""
+        return cast(
+            tuple[Decimal, ...],
+            self._cached("prices", lambda: decimal_column(self.price_units, self.price_exponent, self.price_decimals)),
+        )
+
+    @property
+    def steps(self) -> tuple[Decimal, ...]:
+        """Return each symbol's quantity step."""
+        return cast(
+            tuple[Decimal, ...],
+            self._cached("steps", lambda: decimal_column(self.step_units, self.quantity_exponent, self.step_decimals)),
+        )
+
+    @property
+    def weights(self) -> tuple[Decimal, ...]:
+        """Return the target weights (0 for symbols to sell entirely)."""
+        places = len(str(self.ints.weight_scale)) - 1
+        return cast(tuple[Decimal, ...], self._cached("weights", lambda: decimal_column(self.ints.weight, places)))
+
+    @property
+    def securities(self) -> tuple[Security, ...]:
+        """Return each symbol's security (instrument with lot and tick, price, fractional flag)."""
+
+        def build() -> tuple[Security, ...]:
+            if self.source_securities is not None:
+                return self.source_securities
+            lots = decimal_column(self.lot_units, self.lot_exponent)
+            ticks = decimal_column(self.tick_units, self.tick_exponent)
+            return tuple(
+                security(s, p, lot, fractional=f, tick_size=t)
+                for s, p, lot, f, t in zip(
+                    self.symbols, self.prices, lots, self.fractional.tolist(), ticks, strict=True
+                )
+            )
+
+        return cast(tuple[Security, ...], self._cached("securities", build))
 
     def fingerprint(self) -> str:
-        """Return a short hash of every input, so a re-run of the same rebalance yields the same order ids."""
-        h = hashlib.blake2b(digest_size=8)
-        h.update(msgspec.json.encode(self.options))
-        h.update(str(self.cash).encode())
-        for row in zip(self.symbols, self.quantities, self.prices, self.steps, self.weights, strict=True):
-            h.update("|".join(map(str, row)).encode())
-            h.update(b"\n")
-        return h.hexdigest()
+        """Return a short hash of every input, so a re-run of the same rebalance yields the same order ids.
 
+        It hashes the canonical columns, so the same portfolio gives the same fingerprint through either input
+        path, however its numbers were written (``190.1`` or ``190.10``).
+        """
 
-Pairs = Mapping[str, Any] | Iterable[tuple[str, Any]]
+        def build() -> str:
+            h = hashlib.blake2b(digest_size=8)
+            h.update(msgspec.json.encode(self.options))
+            h.update(str(self.cash.normalize()).encode())
+            h.update("\n".join(self.symbols).encode())
+            exponents = (self.price_exponent, self.quantity_exponent, self.lot_exponent, self.tick_exponent)
+            h.update(repr((exponents, self.ints.weight_scale)).encode())
+            for column in (self.ints.held_lots, self.price_units, self.step_units, self.lot_units, self.tick_units):
+                h.update(column.astype("<i8").tobytes())
+            h.update(self.ints.weight.astype("<i8").tobytes())
+            h.update(self.fractional.tobytes())
+            return h.hexdigest()
 
-
-def _pairs(values: Pairs, what: str, field_name: str) -> dict[str, Decimal]:
-    """Return symbol -> Decimal, refusing duplicates and malformed symbols."""
-    items = values.items() if isinstance(values, Mapping) else values
-    out: dict[str, Decimal] = {}
-    for symbol, value in items:
-        if not isinstance(symbol, str) or not symbol.strip():
-            raise RebalanceInputError(None, "symbol", f"{what}: {symbol!r} is not a symbol")
-        if symbol in out:
-            raise RebalanceInputError(symbol, "symbol", f"duplicate symbol in {what}")
-        out[symbol] = _dec(value, symbol, field_name)
-    return out
-
-
-def _scaled(value: Decimal, exponent: int, symbol: str | None, field_name: str) -> int:
-    """Return ``value * 10**exponent`` as an int (it must be exact), bounded by :data:`MAX_UNITS`."""
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise RebalanceInputError(symbol, field_name, f"{value} needs more than {exponent} decimal places")
-    out = int(scaled)
-    if abs(out) >= MAX_UNITS:
-        raise RebalanceInputError(symbol, field_name, f"{value} is too large")
-    return out
-
-
-def build_problem(
-    *,
-    cash: Decimal | int | str,
-    holdings: Pairs,
-    securities: Iterable[Security],
-    targets: Pairs | ModelPortfolio,
-    options: RebalanceOptions | None = None,
-) -> RebalanceProblem:
-    """Validate the inputs and return the problem both rebalancer implementations solve.
-
-    ``holdings`` and ``targets`` are symbol -> quantity / weight, as a mapping or as (symbol, value) pairs (pairs
-    are checked for duplicates). Every held or targeted symbol needs a :class:`Security` (its price and lot).
-    Raises :class:`RebalanceInputError` naming the symbol and field of the first problem found.
-    """
-    opts = options if options is not None else RebalanceOptions()
-    cash_d = _dec(cash, None, "cash")
-    if cash_d < 0:
-        raise RebalanceInputError(None, "cash", f"must be >= 0, got {cash_d}")
-
-    secs: dict[str, Security] = {}
-    for sec in securities:
-        sym = sec.symbol
-        if sym in secs:
-            raise RebalanceInputError(sym, "symbol", "duplicate symbol in securities")
-        price = _dec(sec.price, sym, "price")
-        if price <= 0:
-            raise RebalanceInputError(sym, "price", f"must be > 0, got {price}")
-        if not sec.instrument.is_valid_price(price):
-            raise RebalanceInputError(
-                sym, "price", f"{price} is not a multiple of the tick size {sec.instrument.tick_size}"
-            )
-        secs[sym] = sec
-
-    held = _pairs(holdings, "holdings", "quantity")
-    target = targets.targets() if isinstance(targets, ModelPortfolio) else _pairs(targets, "targets", "weight")
-
-    for sym, qty in held.items():
-        if sym not in secs:
-            raise RebalanceInputError(sym, "symbol", "unknown symbol in holdings (no price or instrument)")
-        if qty < 0:
-            raise RebalanceInputError(sym, "quantity", f"must be >= 0 (no short positions), got {qty}")
-    total = ZERO
-    for sym, w in target.items():
-        if sym not in secs:
-            raise RebalanceInputError(sym, "symbol", "unknown symbol in targets (no price or instrument)")
-        if w < 0:
-            raise RebalanceInputError(sym, "weight", f"must be >= 0, got {w}")
-        if w > 1:
-            raise RebalanceInputError(sym, "weight", f"must be <= 1, got {w}")
-        if decimals(w) > MAX_WEIGHT_DECIMALS:
-            raise RebalanceInputError(sym, "weight", f"{w} has more than {MAX_WEIGHT_DECIMALS} decimal places")
-        total += w
-    if total > 1:
-        raise RebalanceInputError(None, "weight", f"target weights sum to {total}, more than 1")
-
-    symbols = tuple(sorted(set(held) | set(target)))
-    steps: list[Decimal] = []
-    quantities: list[Decimal] = []
-    for sym in symbols:
-        sec = secs[sym]
-        step = opts.fractional_step if sec.fractional else sec.instrument.lot_size
-        qty = held.get(sym, ZERO)
-        if qty % step != 0:
-            hint = "" if sec.fractional else " (mark the symbol fractional to trade in fractions)"
-            raise RebalanceInputError(sym, "quantity", f"{qty} is not a multiple of the step {step}{hint}")
-        steps.append(step)
-        quantities.append(qty)
-    prices = tuple(secs[s].price for s in symbols)
-    weights = tuple(target.get(s, ZERO) for s in symbols)
-    ints = _int_view(cash_d, tuple(quantities), prices, tuple(steps), weights, symbols, opts)
-    return RebalanceProblem(
-        symbols=symbols,
-        quantities=tuple(quantities),
-        prices=prices,
-        steps=tuple(steps),
-        weights=weights,
-        cash=cash_d,
-        options=opts,
-        ints=ints,
-        securities=tuple(secs[s] for s in symbols),
-    )
-
-
-def _int_view(
-    cash: Decimal,
-    quantities: tuple[Decimal, ...],
-    prices: tuple[Decimal, ...],
-    steps: tuple[Decimal, ...],
-    weights: tuple[Decimal, ...],
-    symbols: tuple[str, ...],
-    opts: RebalanceOptions,
-) -> IntView:
-    lot_values = [exact_mul(p, s) for p, s in zip(prices, steps, strict=True)]
-    money = [cash, opts.cash_buffer, opts.min_trade_notional, opts.fee_per_order, opts.fee_precision, *lot_values]
-    m = max(decimals(v) for v in money)
-    if m > MAX_MONEY_DECIMALS:
-        worst = max(range(len(lot_values)), key=lambda i: decimals(lot_values[i]), default=0)
-        where = symbols[worst] if lot_values and decimals(lot_values[worst]) == m else None
-        raise RebalanceInputError(where, "price", f"price x step needs {m} decimal places (at most 12)")
-    wd = max([decimals(w) for w in weights] + [decimals(opts.drift_abs or ZERO)])
-    rd = decimals(opts.drift_rel or ZERO)
-    scale = 10 ** (wd + rd)
-
-    held_lots = np.empty(len(symbols), dtype=np.int64)
-    lot_value = np.empty(len(symbols), dtype=np.int64)
-    weight = np.empty(len(symbols), dtype=np.int64)
-    tolerance = np.empty(len(symbols), dtype=np.int64)
-    abs_tol = _scaled(opts.drift_abs, wd + rd, None, "drift_abs") if opts.drift_abs is not None else None
-    rel_num = _scaled(opts.drift_rel, rd, None, "drift_rel") if opts.drift_rel is not None else None
-    value = _scaled(cash, m, None, "cash")
-    for i, sym in enumerate(symbols):
-        lots = quantities[i] / steps[i]
-        held_lots[i] = _scaled(lots, 0, sym, "quantity")
-        lot_value[i] = _scaled(lot_values[i], m, sym, "price")
-        if lot_value[i] == 0:
-            raise RebalanceInputError(sym, "price", "price x step is zero")
-        w = _scaled(weights[i], wd + rd, sym, "weight")
-        weight[i] = w
-        tol = 0
-        if abs_tol is not None and rel_num is not None:
-            tol = min(abs_tol, (w // 10**rd) * rel_num)
-        elif abs_tol is not None:
-            tol = abs_tol
-        elif rel_num is not None:
-            tol = (w // 10**rd) * rel_num
-        tolerance[i] = tol
-        position = int(held_lots[i]) * int(lot_value[i])
-        if position >= MAX_UNITS:
-            raise RebalanceInputError(sym, "quantity", f"position value {quantities[i]} x {prices[i]} is too large")
-        value += position
-    if value >= MAX_UNITS:
-        raise RebalanceInputError(None, "cash", "total portfolio value is too large")
-    fee_unit = _scaled(opts.fee_precision, m, None, "fee_precision")
-    rate_dec = decimals(opts.fee_rate)
-    if fee_unit * 10**rate_dec >= MAX_UNITS:
-        raise RebalanceInputError(None, "fee_rate", "too many decimal places for the fee precision")
-    turnover_dec = MAX_TURNOVER_DECIMALS
-    return IntView(
-        money_exponent=m,
-        weight_scale=scale,
-        held_lots=held_lots,
-        lot_value=lot_value,
-        weight=weight,
-        tolerance=tolerance,
-        cash=_scaled(cash, m, None, "cash"),
-        buffer=_scaled(opts.cash_buffer, m, None, "cash_buffer"),
-        min_notional=_scaled(opts.min_trade_notional, m, None, "min_trade_notional"),
-        fee_fixed=_scaled(opts.fee_per_order, m, None, "fee_per_order"),
-        fee_unit=fee_unit,
-        fee_rate_num=_scaled(opts.fee_rate, rate_dec, None, "fee_rate"),
-        fee_rate_den=10**rate_dec,
-        turnover_num=_scaled(opts.max_turnover or ZERO, turnover_dec, None, "max_turnover"),
-        turnover_den=10**turnover_dec,
-        has_turnover=opts.max_turnover is not None,
-        value=value,
-    )
+        return cast(str, self._cached("fingerprint", build))
 
 
 def security(
@@ -461,13 +447,20 @@ def security(
 
 
 __all__ = [
+    "MAX_MONEY_DECIMALS",
+    "MAX_REL_BAND_DECIMALS",
+    "MAX_TURNOVER_DECIMALS",
+    "MAX_UNITS",
+    "MAX_WEIGHT_DECIMALS",
     "IntView",
     "ModelPortfolio",
     "RebalanceInputError",
     "RebalanceOptions",
     "RebalanceProblem",
     "Security",
-    "build_problem",
+    "decimal_column",
     "decimals",
+    "row_decimals",
     "security",
+    "unit_decimal",
 ]
