@@ -423,6 +423,11 @@ def build_problem_arrays(
     qd = _column_decimals(quantity_decimals, "quantity_decimals")
     pd = _column_decimals(price_decimals, "price_decimals")
     wd = _column_decimals(weight_decimals, "weight_decimals", MAX_WEIGHT_DECIMALS)
+    if not isinstance(symbols, np.ndarray):  # numpy would quietly turn a stray number into a string
+        symbols = list(symbols)
+        if not all(isinstance(s, str) for s in symbols):
+            bad = next(s for s in symbols if not isinstance(s, str))
+            raise RebalanceInputError(None, "symbol", f"{bad!r} is not a symbol")
     names = np.asarray(symbols)
     if names.ndim != 1:
         raise RebalanceInputError(None, "symbol", f"expected a list of symbols, got shape {names.shape}")
