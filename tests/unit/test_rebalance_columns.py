@@ -138,3 +138,24 @@ def test_symbols_as_any_sequence_of_str_and_non_ascii_letters() -> None:
         "OLD",
         "ÅB",
     )
+
+
+def test_long_and_prefix_symbols_sort_as_strings() -> None:
+    names = ["ABCDEFGHIJ", "ABCDEFGHI", "ABCDEFGHIA", "ABCDEFGH", "A", "ABCDEFGHIJKLMNOPQ", "B", "AB.C-D"]
+    n = len(names)
+    problem = build_problem_arrays(
+        symbols=np.array(names),
+        quantities=np.zeros(n, dtype=np.int64),
+        prices=np.full(n, 100),
+        weights=np.full(n, 10**8),
+        cash="1000",
+    )
+    assert problem.symbols == tuple(sorted(names))
+    with pytest.raises(RebalanceInputError, match="ABCDEFGHIJ: symbol: duplicate symbol"):
+        build_problem_arrays(
+            symbols=np.array([*names, "ABCDEFGHIJ"]),
+            quantities=np.zeros(n + 1, dtype=np.int64),
+            prices=np.full(n + 1, 100),
+            weights=np.zeros(n + 1, dtype=np.int64),
+            cash="1000",
+        )

@@ -152,6 +152,44 @@ def _first(mask: npt.NDArray[np.bool_]) -> int | None:
     return int(mask.argmax()) if mask.any() else None
 
 
+def _sort_order(symbols: StrArray) -> tuple[npt.NDArray[np.intp] | None, int | None]:
+    """Return the permutation that sorts ``symbols`` (None if they already are, strictly) and the position, in
+    sorted order, of the first duplicate (None if there is none).
+
+    Comparing numpy strings is slow (a stable argsort of 5,000 symbols takes half a millisecond), so ASCII
+    symbols are packed into big-endian 64-bit keys, 8 characters each, which sort exactly as the strings do
+    (a shorter symbol pads with 0 and sorts first, as a prefix does); other symbols sort as strings.
+    """
+    n = len(symbols)
+    if n < 2:
+        return None, None
+    width = symbols.dtype.itemsize // 4
+    codes = np.ascontiguousarray(symbols).view(np.uint32).reshape(n, width)
+    if int(codes.max()) >= 128:
+        if bool((symbols[1:] > symbols[:-1]).all()):
+            return None, None
+        order = np.argsort(symbols, kind="stable")
+        ordered = symbols[order]
+        return order, _first(ordered[1:] == ordered[:-1])
+    words = -(-width // 8)
+    packed = np.zeros((n, words * 8), dtype=np.uint8)
+    packed[:, :width] = codes
+    keys = packed.view(">u8").astype(np.uint64)  # (n, words), each row's characters as numbers
+    if words == 1:
+        key = keys[:, 0]
+        if bool((key[1:] > key[:-1]).all()):
+            return None, None
+        order = np.argsort(key)  # not stable, but equal keys are an error whatever their order
+        ordered = key[order]
+        return order, _first(ordered[1:] == ordered[:-1])
+    order = np.lexsort(keys[:, ::-1].T)
+    ordered = keys[order]
+    same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    if bool((order == np.arange(n)).all()) and not same.any():
+        return None, None
+    return order, _first(same)
+
+
 def check_symbols(symbols: StrArray) -> None:
     """Raise naming the first symbol (in row order) that an :class:`Instrument` would refuse.
 
@@ -214,14 +252,11 @@ def problem_from_columns(
     n = len(symbols)
 
     # sorted order, and duplicates (adjacent once sorted)
-    order: npt.NDArray[np.intp] | None = None
-    if n > 1 and not bool((symbols[1:] > symbols[:-1]).all()):
-        order = np.argsort(symbols, kind="stable")
+    order, same = _sort_order(symbols)
+    if order is not None:  # fancy indexing copies
         symbols = symbols[order]
-        same = _first(symbols[1:] == symbols[:-1])
         if same is not None:
             raise RebalanceInputError(str(symbols[same]), "symbol", "duplicate symbol")
-    if order is not None:  # fancy indexing copies
         quantity, price, weight, lot, tick = quantity[order], price[order], weight[order], lot[order], tick[order]
         fractional = fractional[order]
     else:  # own copies: the caller may reuse its arrays
