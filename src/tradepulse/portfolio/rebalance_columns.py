@@ -169,8 +169,8 @@ def _sort_order(symbols: StrArray) -> tuple[npt.NDArray[np.intp] | None, int | N
         if bool((symbols[1:] > symbols[:-1]).all()):
             return None, None
         order = np.argsort(symbols, kind="stable")
-        ordered = symbols[order]
-        return order, _first(ordered[1:] == ordered[:-1])
+        names = symbols[order]
+        return order, _first(names[1:] == names[:-1])
     words = -(-width // 8)
     packed = np.zeros((n, words * 8), dtype=np.uint8)
     packed[:, :width] = codes
@@ -180,11 +180,11 @@ def _sort_order(symbols: StrArray) -> tuple[npt.NDArray[np.intp] | None, int | N
         if bool((key[1:] > key[:-1]).all()):
             return None, None
         order = np.argsort(key)  # not stable, but equal keys are an error whatever their order
-        ordered = key[order]
-        return order, _first(ordered[1:] == ordered[:-1])
+        sorted_key = key[order]
+        return order, _first(sorted_key[1:] == sorted_key[:-1])
     order = np.lexsort(keys[:, ::-1].T)
-    ordered = keys[order]
-    same = (ordered[1:] == ordered[:-1]).all(axis=1)
+    sorted_keys = keys[order]
+    same = (sorted_keys[1:] == sorted_keys[:-1]).all(axis=1)
     if bool((order == np.arange(n)).all()) and not same.any():
         return None, None
     return order, _first(same)
