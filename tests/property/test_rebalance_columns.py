@@ -147,6 +147,7 @@ def test_both_input_paths_build_equal_problems_and_plans(cols: dict[str, Any], s
     plan = rebalance_vectorized(fast)
     assert plan == rebalance_vectorized(slow) == rebalance_baseline(fast) == rebalance_baseline(slow)
     assert plan.trades == rebalance_vectorized(slow).trades
+    assert plan.positions == rebalance_vectorized(slow).positions
     assert plan.submit_orders() == rebalance_vectorized(slow).submit_orders()
 
 

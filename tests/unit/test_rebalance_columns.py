@@ -58,6 +58,24 @@ def test_columns_give_the_same_problem_and_orders_as_decimals() -> None:
     ]
 
 
+def test_securities_rebuilt_from_columns_round_trip() -> None:
+    problem = build_problem_arrays(**book(tick_sizes=np.array([1, 5, 10]), lot_sizes=np.array([10000, 1000000, 10000])))
+    secs = problem.securities
+    assert [(s.symbol, s.price, s.instrument.lot_size, s.instrument.tick_size, s.fractional) for s in secs] == [
+        ("AAPL", D("190.12"), 1, D("0.01"), False),
+        ("OLD", D("12.40"), 100, D("0.05"), False),
+        ("VTI", D("251.30"), 1, D("0.1"), True),
+    ]
+    again = build_problem(
+        cash=problem.cash,
+        holdings=dict(zip(problem.symbols, problem.quantities, strict=True)),
+        securities=secs,
+        targets=dict(zip(problem.symbols, problem.weights, strict=True)),
+        options=problem.options,
+    )
+    assert again == problem
+
+
 def test_rows_in_any_order_and_the_callers_arrays_stay_the_callers() -> None:
     order = np.array([2, 0, 1])
     shuffled = {k: (v[order] if isinstance(v, np.ndarray) else v) for k, v in book().items()}
