@@ -151,6 +151,8 @@ def test_bad_columns_name_the_symbol_and_field(overrides: dict[str, Any], messag
 def test_symbols_as_any_sequence_of_str_and_non_ascii_letters() -> None:
     listed = build_problem_arrays(**book(symbols=["AAPL", "OLD", "VTI"]))
     assert listed == build_problem_arrays(**book())
+    big_endian = build_problem_arrays(**book(symbols=np.array(["AAPL", "OLD", "VTI"], dtype=">U4")))
+    assert big_endian == listed
     assert build_problem_arrays(**book(symbols=np.array(["ÅB", "OLD", "BRK.B"], dtype=object))).symbols == (
         "BRK.B",
         "OLD",

@@ -471,6 +471,8 @@ def build_problem_arrays(
             bad = next(s for s in names.tolist() if not isinstance(s, str))
             raise RebalanceInputError(None, "symbol", f"{bad!r} is not a symbol")
         names = names.astype(str) if len(names) else np.zeros(0, dtype="U1")
+    if not names.dtype.isnative:  # the code-point checks read the buffer as native uint32
+        names = names.astype(names.dtype.newbyteorder("="))
     n = len(names)
     check_symbols(names)
     quantity = _int_column(quantities, "quantity", n, f"10**-{qd} shares")

@@ -348,16 +348,18 @@ class RebalanceProblem:
 
     @property
     def quantities(self) -> tuple[Decimal, ...]:
-        """Return the held quantities (shares)."""
-        return cast(
-            tuple[Decimal, ...],
-            self._cached(
-                "quantities",
-                lambda: decimal_column(
-                    self.ints.held_lots * self.step_units, self.quantity_exponent, self.step_decimals
-                ),
-            ),
-        )
+        """Return the held quantities (shares), with as many decimals as each symbol's step."""
+
+        def build() -> tuple[Decimal, ...]:
+            places = self.step_decimals
+            row_steps = (self.step_units // 10 ** (self.quantity_exponent - places)).tolist()
+            lots = self.ints.held_lots.tolist()  # Python ints: lots x step may not fit an int64
+            with localcontext(EXACT):
+                return tuple(
+                    Decimal(k * s).scaleb(-d) for k, s, d in zip(lots, row_steps, places.tolist(), strict=True)
+                )
+
+        return cast(tuple[Decimal, ...], self._cached("quantities", build))
 
     @property
     def prices(self) -> tuple[Decimal, ...]:
