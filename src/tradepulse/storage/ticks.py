@@ -1,0 +1,168 @@
+"""The tick store: one protocol for market ticks and bars, implemented on PostgreSQL and SQLite.
+
+Both implementations keep the same data and give the same answers (one contract test suite runs against both):
+
+- ``market_ticks``: every tick (time, symbol, price, size, bid, ask, bid_size, ask_size, seq), time at
+  microsecond resolution (PostgreSQL's), ``seq`` the store's arrival order;
+- ``ohlc_1min``: 1-minute bars maintained incrementally on every write (see :mod:`tradepulse.marketdata.bars`),
+  equal to aggregating the raw ticks; coarser bars (5m, 15m, 1h, 1d) roll up from it;
+- ``market_latest``: the latest tick of each symbol by (time, seq);
+- ``market_bars``: OHLCV bars imported from files (they are not derived from ticks, so they live apart);
+- ``market_ingests``: the files ingested, by content hash, so the same file is never ingested twice.
+
+Prices and sizes are ``float8`` / ``REAL``: they are market observations, measured and averaged, never money
+(see :mod:`tradepulse.domain.market`); eight-byte floats hold every exchange price exactly enough to round
+back to its tick, are what the feature code computes with, and keep a tick row small (a ``NUMERIC`` price
+would cost more space and a decimal conversion per value on every read and write). The bar sums that must
+not drift with batch boundaries, volume and turnover, are exact (``NUMERIC`` / decimal text).
+
+Every write is one transaction: a failure (bad data, a lost connection) writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from tradepulse.domain import Bar, Tick
+from tradepulse.domain.batch import BarBatch, TickBatch, interval_seconds
+
+if TYPE_CHECKING:
+    from tradepulse.config import DatabaseConfig
+
+
+class TickStoreError(Exception):
+    """Base of tick store errors."""
+
+
+class AlreadyIngested(TickStoreError):
+    """A file with the same content was ingested before; nothing was written."""
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """A file being ingested: recorded in the same transaction as its rows, keyed by content hash."""
+
+    sha256: str
+    path: str
+    kind: str
+    rows: int
+    rejected: int = 0
+
+    @staticmethod
+    def file_sha256(path: str | Path) -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    sha256: str
+    path: str
+    kind: str
+    rows: int
+    rejected: int
+    ingested_at_us: int
+
+
+def bar_range(interval: str | int, start_ns: int, end_ns: int) -> tuple[int, int, int]:
+    """Return (interval seconds, first bucket start, end), in microseconds, for a bar query.
+
+    A query returns the bars whose bucket starts in ``[start_ns, end_ns)``, each over its whole bucket, so both
+    ends are aligned up to the interval (bucket starts are whole microseconds).
+    """
+    seconds = interval_seconds(interval)
+    iv_us = seconds * 1_000_000
+    start_us = _ceil_div(_ceil_div(start_ns, 1000), iv_us) * iv_us
+    return seconds, start_us, _ceil_div(_ceil_div(end_ns, 1000), iv_us) * iv_us
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@runtime_checkable
+class TickStore(Protocol):
+    """Where ticks and bars live. See the module docstring for what every implementation keeps."""
+
+    backend: str
+
+    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
+        """Store every tick of ``batch`` in one transaction and update the 1-minute bars; return the count.
+
+        With ``ingest``, the file is recorded in the same transaction; :class:`AlreadyIngested` if its hash is
+        known (nothing is written).
+        """
+        ...
+
+    async def write_bars(self, bars: BarBatch, *, ingest: IngestRecord | None = None) -> int:
+        """Store imported bars in one transaction (a bar with the same symbol, interval and start is replaced)."""
+        ...
+
+    async def latest(self, symbols: list[str] | None = None) -> dict[str, Tick]:
+        """Return the latest tick (by time, then arrival) of each symbol, or of ``symbols``."""
+        ...
+
+    async def ticks(self, symbol: str, start_ns: int, end_ns: int, *, limit: int | None = None) -> TickBatch:
+        """Return the ticks of ``symbol`` with ``start_ns <= time < end_ns`` in (time, arrival) order, with seq."""
+        ...
+
+    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        """Return the bars of ``symbol`` built from its ticks, for buckets starting in ``[start_ns, end_ns)``."""
+        ...
+
+    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        """Return imported bars of ``symbol`` and ``interval`` starting in ``[start_ns, end_ns)``."""
+        ...
+
+    async def count(self, symbol: str | None = None) -> int:
+        """Return the number of stored ticks (of ``symbol``)."""
+        ...
+
+    async def symbols(self) -> list[str]:
+        """Return the symbols that have ticks, sorted."""
+        ...
+
+    async def ingested(self) -> list[IngestedFile]:
+        """Return the files ingested so far, oldest first."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections (a pool passed in by the caller is left open)."""
+        ...
+
+
+async def open_tick_store(config: DatabaseConfig, *, migrate: bool = True) -> TickStore:
+    """Open the store ``config.backend`` names (SQLite at ``config.sqlite_path``, or PostgreSQL at ``config.url``).
+
+    With ``migrate`` the schema is brought up to date first.
+    """
+    if config.backend == "postgres":
+        from tradepulse.storage.postgres import create_pool
+        from tradepulse.storage.ticks_pg import PostgresTickStore
+
+        pool = await create_pool(config)
+        try:
+            return await PostgresTickStore.open(pool, migrate=migrate, own_pool=True)
+        except BaseException:
+            await pool.close()
+            raise
+    from tradepulse.storage.ticks_sqlite import SqliteTickStore
+
+    return await SqliteTickStore.open(config.sqlite_path, migrate=migrate)
+
+
+__all__ = [
+    "AlreadyIngested",
+    "IngestRecord",
+    "IngestedFile",
+    "TickStore",
+    "TickStoreError",
+    "bar_range",
+    "open_tick_store",
+]

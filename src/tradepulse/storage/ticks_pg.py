@@ -1,0 +1,387 @@
+"""The PostgreSQL tick store (asyncpg): binary COPY in, incremental 1-minute bars, day partitions on demand.
+
+A write is one transaction: record the ingested file (if any), ``COPY`` the ticks in binary (numpy-encoded, see
+:mod:`tradepulse.storage.pg_copy`), merge the batch's partial 1-minute bars into ``ohlc_1min`` and its last tick
+per symbol into ``market_latest``. Before it, the day partitions the batch needs are created in their own short
+transaction (an empty partition left by a failed write is harmless), so the write transaction never holds DDL
+locks. On a TimescaleDB layout the continuous aggregate maintains ``ohlc_1min`` and partitions are chunks, so
+both steps are skipped.
+
+Ticks within a batch are sorted by (symbol, time) before the COPY: index inserts then touch each symbol's part
+of the (symbol, time DESC) index in one run instead of at random, which measured about 20 % faster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from tradepulse.domain import Bar, Tick
+from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
+from tradepulse.marketdata.bars import US_PER_DAY, SortedBatch, minute_partials, sort_batch, vwap
+from tradepulse.storage.migrations import migrate_postgres
+from tradepulse.storage.pg_copy import TICK_COPY_COLUMNS, TICK_QUERY_COLUMNS, copy_chunks, decode_tick_rows
+from tradepulse.storage.schema.marketdata import SEQ_BLOCK
+from tradepulse.storage.ticks import AlreadyIngested, IngestedFile, IngestRecord, bar_range
+
+
+def _ts(param: str) -> str:
+    """SQL for the timestamptz of a parameter holding Unix microseconds (exact below 2**53 µs, year 2255)."""
+    return f"(timestamptz 'epoch' + {param} * interval '1 microsecond')"
+
+
+def _us(column: str) -> str:
+    """SQL for a timestamptz column as Unix microseconds (``extract`` is exact numeric since PostgreSQL 14)."""
+    return f"(extract(epoch FROM {column}) * 1000000)::int8"
+
+
+_UPSERT_OHLC = f"""
+INSERT INTO ohlc_1min AS o (symbol, bucket, open, high, low, close, volume, turnover, trades,
+                            first_time, first_seq, last_time, last_seq)
+SELECT s, {_ts("b")}, op, hi, lo, cl, v::numeric, tu::numeric, n, {_ts("ft")}, fs, {_ts("lt")}, ls
+FROM unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
+            $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])
+     AS p(s, b, op, hi, lo, cl, v, tu, n, ft, fs, lt, ls)
+ON CONFLICT (symbol, bucket) DO UPDATE SET
+    open = CASE WHEN (EXCLUDED.first_time, EXCLUDED.first_seq) < (o.first_time, o.first_seq)
+                THEN EXCLUDED.open ELSE o.open END,
+    first_time = CASE WHEN (EXCLUDED.first_time, EXCLUDED.first_seq) < (o.first_time, o.first_seq)
+                      THEN EXCLUDED.first_time ELSE o.first_time END,
+    first_seq = CASE WHEN (EXCLUDED.first_time, EXCLUDED.first_seq) < (o.first_time, o.first_seq)
+                     THEN EXCLUDED.first_seq ELSE o.first_seq END,
+    close = CASE WHEN (EXCLUDED.last_time, EXCLUDED.last_seq) > (o.last_time, o.last_seq)
+                 THEN EXCLUDED.close ELSE o.close END,
+    last_time = CASE WHEN (EXCLUDED.last_time, EXCLUDED.last_seq) > (o.last_time, o.last_seq)
+                     THEN EXCLUDED.last_time ELSE o.last_time END,
+    last_seq = CASE WHEN (EXCLUDED.last_time, EXCLUDED.last_seq) > (o.last_time, o.last_seq)
+                    THEN EXCLUDED.last_seq ELSE o.last_seq END,
+    high = greatest(o.high, EXCLUDED.high),
+    low = least(o.low, EXCLUDED.low),
+    volume = o.volume + EXCLUDED.volume,
+    turnover = o.turnover + EXCLUDED.turnover,
+    trades = o.trades + EXCLUDED.trades
+"""
+
+_UPSERT_LATEST = f"""
+INSERT INTO market_latest AS l (symbol, time, price, size, bid, ask, bid_size, ask_size, seq)
+SELECT s, {_ts("t")}, p, sz, b, a, bs, az, q
+FROM unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[],
+            $8::float8[], $9::int8[]) AS x(s, t, p, sz, b, a, bs, az, q)
+ON CONFLICT (symbol) DO UPDATE SET
+    time = EXCLUDED.time, price = EXCLUDED.price, size = EXCLUDED.size, bid = EXCLUDED.bid, ask = EXCLUDED.ask,
+    bid_size = EXCLUDED.bid_size, ask_size = EXCLUDED.ask_size, seq = EXCLUDED.seq
+WHERE (EXCLUDED.time, EXCLUDED.seq) > (l.time, l.seq)
+"""
+
+_UPSERT_BARS = f"""
+INSERT INTO market_bars AS m (symbol, interval_s, start, open, high, low, close, volume, vwap, trades)
+SELECT s, $2, {_ts("t")}, o, h, lo, c, v, w, n
+FROM unnest($1::text[], $3::int8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[],
+            $9::float8[], $10::int8[]) AS x(s, t, o, h, lo, c, v, w, n)
+ON CONFLICT (symbol, interval_s, start) DO UPDATE SET
+    open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close,
+    volume = EXCLUDED.volume, vwap = EXCLUDED.vwap, trades = EXCLUDED.trades
+"""
+
+_INSERT_INGEST = """
+INSERT INTO market_ingests (sha256, path, kind, rows, rejected) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (sha256) DO NOTHING
+"""
+
+_BARS_1M = f"""
+SELECT {_us("bucket")}, open, high, low, close, volume::float8, turnover::float8, trades
+FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}
+ORDER BY bucket
+"""
+
+_BARS_ROLLUP_NATIVE = f"""
+SELECT {_us("b")}, (array_agg(open ORDER BY first_time, first_seq))[1], max(high), min(low),
+       (array_agg(close ORDER BY last_time DESC, last_seq DESC))[1],
+       sum(volume)::float8, sum(turnover)::float8, sum(trades)::int8
+FROM (SELECT date_bin($4::interval, bucket, timestamptz 'epoch') AS b, *
+      FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}) m
+GROUP BY b ORDER BY b
+"""
+
+_BARS_ROLLUP_TIMESCALE = f"""
+SELECT {_us("b")}, first(open, bucket), max(high), min(low), last(close, bucket),
+       sum(volume)::float8, sum(turnover)::float8, sum(trades)::int8
+FROM (SELECT time_bucket($4::interval, bucket) AS b, *
+      FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}) m
+GROUP BY b ORDER BY b
+"""
+
+_TICKS_QUERY = f"""
+SELECT {", ".join(TICK_QUERY_COLUMNS)} FROM market_ticks
+WHERE symbol = $1 AND time >= {_ts("$2::int8")} AND time < {_ts("$3::int8")}
+ORDER BY time, seq
+"""
+
+
+async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+class PostgresTickStore:
+    """A :class:`~tradepulse.storage.ticks.TickStore` on PostgreSQL. Open it with :meth:`open`."""
+
+    backend = "postgres"
+
+    def __init__(
+        self, pool: asyncpg.Pool, layout: str, *, own_pool: bool = False, synchronous_commit: bool = True
+    ) -> None:
+        self._pool = pool
+        self.layout = layout
+        self._own_pool = own_pool
+        self._synchronous_commit = synchronous_commit
+        self._days: set[int] | None = None
+
+    @classmethod
+    async def open(
+        cls, pool: asyncpg.Pool, *, migrate: bool = True, own_pool: bool = False, synchronous_commit: bool = True
+    ) -> PostgresTickStore:
+        """Return a store on ``pool`` (migrating the schema first with ``migrate``).
+
+        ``synchronous_commit=False`` lets a write return before its WAL is flushed: a server crash may lose the
+        last fraction of a second of ticks (never corrupt anything); the bulk loader can afford that.
+        """
+        async with pool.acquire() as conn:
+            if migrate:
+                await migrate_postgres(conn)
+            layout = await conn.fetchval("SELECT value FROM market_store_info WHERE key = 'layout'")
+        return cls(pool, str(layout), own_pool=own_pool, synchronous_commit=synchronous_commit)
+
+    @property
+    def native(self) -> bool:
+        return self.layout == "native"
+
+    async def close(self) -> None:
+        if self._own_pool:
+            await self._pool.close()
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
+        n = len(batch)
+        if n == 0 and ingest is None:
+            return 0
+        batch.check()
+        async with self._pool.acquire() as conn:
+            if n and self.native:
+                await self._ensure_partitions(conn, batch)
+            block_count = -(-max(n, 1) // SEQ_BLOCK)
+            blocks = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT nextval('market_tick_seq_blocks') FROM generate_series(1, $1)", block_count
+                )
+            ]
+            i = np.arange(n, dtype=np.int64)
+            seq = np.asarray(blocks, dtype=np.int64)[i // SEQ_BLOCK] * SEQ_BLOCK + i % SEQ_BLOCK
+            sorted_ = sort_batch(batch.with_seq(seq))
+            async with conn.transaction():
+                if not self._synchronous_commit:
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                if n:
+                    await self._write_rows(conn, sorted_)
+                # recorded last, so that refusing a repeat rolls back all the work above (atomicity is
+                # exercised every time, not only on a rare failure in the middle)
+                if ingest is not None:
+                    await self._record_ingest(conn, ingest)
+        return n
+
+    async def _write_rows(self, conn: asyncpg.Connection, sorted_: SortedBatch) -> None:
+        await conn.copy_to_table(
+            "market_ticks", source=_aiter(copy_chunks(sorted_)), columns=TICK_COPY_COLUMNS, format="binary"
+        )
+        if self.native:
+            p = minute_partials(sorted_)
+            await conn.execute(
+                _UPSERT_OHLC,
+                p.symbol,
+                p.bucket_us.tolist(),
+                p.open.tolist(),
+                p.high.tolist(),
+                p.low.tolist(),
+                p.close.tolist(),
+                p.volume,
+                p.turnover,
+                p.trades.tolist(),
+                p.first_us.tolist(),
+                p.first_seq.tolist(),
+                p.last_us.tolist(),
+                p.last_seq.tolist(),
+            )
+        last = sorted_.last_of_symbol
+        sb = sorted_.batch
+        await conn.execute(
+            _UPSERT_LATEST,
+            sb.symbol_array()[last].tolist(),
+            sorted_.time_us[last].tolist(),
+            *(getattr(sb, f)[last].tolist() for f in TICK_FLOAT_FIELDS),
+            sorted_.seq[last].tolist(),
+        )
+
+    async def _record_ingest(self, conn: asyncpg.Connection, ingest: IngestRecord) -> None:
+        status = await conn.execute(
+            _INSERT_INGEST, ingest.sha256, ingest.path, ingest.kind, ingest.rows, ingest.rejected
+        )
+        if status.endswith(" 0"):
+            raise AlreadyIngested(f"{ingest.path}: a file with the same content was already ingested")
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection, batch: TickBatch) -> None:
+        if self._days is None:
+            names = await conn.fetch(
+                """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   WHERE i.inhparent = 'market_ticks'::regclass"""
+            )
+            self._days = {d for d in (_partition_day(r["relname"]) for r in names) if d is not None}
+        days = np.unique(np.floor_divide(np.floor_divide(batch.ts_ns, 1000), US_PER_DAY)).tolist()
+        missing = [d for d in days if d not in self._days]
+        if missing:
+            epoch = dt.date(1970, 1, 1)
+            await conn.fetchval(
+                "SELECT tp_ensure_tick_partitions($1::date[])", [epoch + dt.timedelta(days=d) for d in missing]
+            )
+            self._days.update(missing)
+
+    async def write_bars(self, bars: BarBatch, *, ingest: IngestRecord | None = None) -> int:
+        names = np.asarray(bars.symbols, dtype=object)
+        async with self._pool.acquire() as conn, conn.transaction():
+            if ingest is not None:
+                await self._record_ingest(conn, ingest)
+            if len(bars):
+                await conn.execute(
+                    _UPSERT_BARS,
+                    names[bars.symbol_idx].tolist(),
+                    bars.interval_s,
+                    np.floor_divide(bars.start_ns, 1000).tolist(),
+                    bars.open.tolist(),
+                    bars.high.tolist(),
+                    bars.low.tolist(),
+                    bars.close.tolist(),
+                    bars.volume.tolist(),
+                    [None if w != w else w for w in bars.vwap.tolist()],
+                    bars.trades.tolist(),
+                )
+        return len(bars)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    async def latest(self, symbols: list[str] | None = None) -> dict[str, Tick]:
+        query = f"SELECT symbol, {_us('time')} AS t, price, size, bid, ask, bid_size, ask_size FROM market_latest"
+        async with self._pool.acquire() as conn:
+            if symbols is None:
+                rows = await conn.fetch(query)
+            else:
+                rows = await conn.fetch(query + " WHERE symbol = ANY($1::text[])", symbols)
+        return {
+            r["symbol"]: Tick(
+                symbol=r["symbol"],
+                ts_ns=r["t"] * 1000,
+                **{f: r[f] for f in TICK_FLOAT_FIELDS},
+            )
+            for r in rows
+        }
+
+    async def ticks(self, symbol: str, start_ns: int, end_ns: int, *, limit: int | None = None) -> TickBatch:
+        chunks: list[bytes] = []
+
+        async def sink(data: bytes) -> None:
+            chunks.append(data)
+
+        query = _TICKS_QUERY + (f" LIMIT {int(limit)}" if limit is not None else "")
+        async with self._pool.acquire() as conn:
+            await conn.copy_from_query(
+                query, symbol, -(-start_ns // 1000), -(-end_ns // 1000), output=sink, format="binary"
+            )
+        cols = decode_tick_rows(b"".join(chunks))
+        n = len(cols["seq"])
+        return TickBatch.from_fields(
+            (symbol,) if n else (),
+            np.zeros(n, dtype=np.int32),
+            cols["time_us"] * 1000,
+            {f: cols[f] for f in TICK_FLOAT_FIELDS},
+            seq=cols["seq"],
+        )
+
+    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
+        async with self._pool.acquire() as conn:
+            if seconds == 60:
+                rows = await conn.fetch(_BARS_1M, symbol, start_us, end_us)
+            else:
+                sql = _BARS_ROLLUP_NATIVE if self.native else _BARS_ROLLUP_TIMESCALE
+                rows = await conn.fetch(sql, symbol, start_us, end_us, dt.timedelta(seconds=seconds))
+        return [_bar(symbol, seconds, r) for r in rows]
+
+    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
+        sql = f"""SELECT {_us("start")}, open, high, low, close, volume, vwap, trades FROM market_bars
+                  WHERE symbol = $1 AND interval_s = $2 AND start >= {_ts("$3::int8")} AND start < {_ts("$4::int8")}
+                  ORDER BY start"""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(sql, symbol, seconds, start_us, end_us)
+        return [
+            Bar(
+                symbol=symbol,
+                start_ns=r[0] * 1000,
+                interval_s=seconds,
+                open=r[1],
+                high=r[2],
+                low=r[3],
+                close=r[4],
+                volume=r[5],
+                vwap=r[6],
+                trades=r[7],
+            )
+            for r in rows
+        ]
+
+    async def count(self, symbol: str | None = None) -> int:
+        async with self._pool.acquire() as conn:
+            if symbol is None:
+                return int(await conn.fetchval("SELECT count(*) FROM market_ticks"))
+            return int(await conn.fetchval("SELECT count(*) FROM market_ticks WHERE symbol = $1", symbol))
+
+    async def symbols(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return [r[0] for r in await conn.fetch("SELECT symbol FROM market_latest ORDER BY symbol")]
+
+    async def ingested(self) -> list[IngestedFile]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"""SELECT sha256, path, kind, rows, rejected, {_us("ingested_at")} FROM market_ingests
+                    ORDER BY ingested_at, sha256"""
+            )
+        return [IngestedFile(*r) for r in rows]
+
+
+def _bar(symbol: str, seconds: int, r: Any) -> Bar:
+    volume, turnover = r[5], r[6]
+    return Bar(
+        symbol=symbol,
+        start_ns=r[0] * 1000,
+        interval_s=seconds,
+        open=r[1],
+        high=r[2],
+        low=r[3],
+        close=r[4],
+        volume=volume,
+        vwap=vwap(volume, turnover),
+        trades=r[7],
+    )
+
+
+def _partition_day(name: str) -> int | None:
+    """Return the day number (since 1970-01-01) of a ``market_ticks_YYYYMMDD`` partition, else None."""
+    suffix = name.removeprefix("market_ticks_")
+    if len(suffix) != 8 or not suffix.isdigit():
+        return None
+    day = dt.date(int(suffix[:4]), int(suffix[4:6]), int(suffix[6:]))
+    return (day - dt.date(1970, 1, 1)).days

@@ -1,0 +1,342 @@
+"""The SQLite tick store: the embedded default, same tables and same answers as the PostgreSQL store.
+
+SQLite calls block, so the store runs them on one dedicated thread (which also serialises them, as one SQLite
+connection requires); the sqlite3 module releases the GIL while SQLite works, so the event loop keeps running.
+A write is one ``BEGIN IMMEDIATE`` transaction: take a range of seq numbers, insert the ticks (sorted by
+symbol and time, the clustering of the ``WITHOUT ROWID`` table), merge the partial 1-minute bars and the
+latest ticks. Exact volume and turnover sums are decimal text merged by ``tp_exact_add``, a Python function
+registered on the connection. Coarser bars are folded from the 1-minute rows in Python, with the same
+(time, seq) rule for open and close as the PostgreSQL query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tradepulse.domain import Bar, Tick
+from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
+from tradepulse.marketdata.bars import exact_add, minute_partials, sort_batch, vwap
+from tradepulse.storage.migrations import migrate_sqlite
+from tradepulse.storage.sqlite import connect
+from tradepulse.storage.ticks import AlreadyIngested, IngestedFile, IngestRecord, bar_range
+
+T = TypeVar("T")
+
+_INSERT_TICKS = """INSERT INTO market_ticks (symbol, time, seq, price, size, bid, ask, bid_size, ask_size)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+_UPSERT_OHLC = """
+INSERT INTO ohlc_1min (symbol, bucket, open, high, low, close, volume, turnover, trades,
+                       first_time, first_seq, last_time, last_seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, bucket) DO UPDATE SET
+    open = CASE WHEN (excluded.first_time, excluded.first_seq) < (first_time, first_seq)
+                THEN excluded.open ELSE open END,
+    first_time = CASE WHEN (excluded.first_time, excluded.first_seq) < (first_time, first_seq)
+                      THEN excluded.first_time ELSE first_time END,
+    first_seq = CASE WHEN (excluded.first_time, excluded.first_seq) < (first_time, first_seq)
+                     THEN excluded.first_seq ELSE first_seq END,
+    close = CASE WHEN (excluded.last_time, excluded.last_seq) > (last_time, last_seq)
+                 THEN excluded.close ELSE close END,
+    last_time = CASE WHEN (excluded.last_time, excluded.last_seq) > (last_time, last_seq)
+                     THEN excluded.last_time ELSE last_time END,
+    last_seq = CASE WHEN (excluded.last_time, excluded.last_seq) > (last_time, last_seq)
+                    THEN excluded.last_seq ELSE last_seq END,
+    high = max(high, excluded.high),
+    low = min(low, excluded.low),
+    volume = tp_exact_add(volume, excluded.volume),
+    turnover = tp_exact_add(turnover, excluded.turnover),
+    trades = trades + excluded.trades
+"""
+
+_UPSERT_LATEST = """
+INSERT INTO market_latest (symbol, time, price, size, bid, ask, bid_size, ask_size, seq)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol) DO UPDATE SET
+    time = excluded.time, price = excluded.price, size = excluded.size, bid = excluded.bid, ask = excluded.ask,
+    bid_size = excluded.bid_size, ask_size = excluded.ask_size, seq = excluded.seq
+WHERE (excluded.time, excluded.seq) > (time, seq)
+"""
+
+_UPSERT_BARS = """
+INSERT INTO market_bars (symbol, interval_s, start, open, high, low, close, volume, vwap, trades)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, interval_s, start) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades
+"""
+
+_EXACT = decimal.Context(prec=4000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.Inexact])
+
+
+class SqliteTickStore:
+    """A :class:`~tradepulse.storage.ticks.TickStore` on a SQLite file. Open it with :meth:`open`."""
+
+    backend = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor, path: str) -> None:
+        self._conn = conn
+        self._executor = executor
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, *, migrate: bool = True) -> SqliteTickStore:
+        """Open (creating) the database at ``path`` (``:memory:`` works too), migrating it with ``migrate``."""
+        executor = ThreadPoolExecutor(1, thread_name_prefix="tick-store-sqlite")
+
+        def _open() -> sqlite3.Connection:
+            conn = connect(path)
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache: the tick b-tree's hot pages
+            conn.create_function("tp_exact_add", 2, exact_add, deterministic=True)
+            if migrate:
+                migrate_sqlite(conn)
+            return conn
+
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, _open)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(conn, executor, str(path))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def close(self) -> None:
+        await self._run(self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
+        if len(batch) == 0 and ingest is None:
+            return 0
+        batch.check()
+        return await self._run(self._write, batch, ingest)
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    def _record_ingest(self, conn: sqlite3.Connection, ingest: IngestRecord) -> None:
+        cur = conn.execute(
+            """INSERT INTO market_ingests (sha256, path, kind, rows, rejected, ingested_at)
+               VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING""",
+            (ingest.sha256, ingest.path, ingest.kind, ingest.rows, ingest.rejected, time.time_ns() // 1000),
+        )
+        if cur.rowcount == 0:
+            raise AlreadyIngested(f"{ingest.path}: a file with the same content was already ingested")
+
+    def _write(self, batch: TickBatch, ingest: IngestRecord | None) -> int:
+        n = len(batch)
+
+        def body(conn: sqlite3.Connection) -> int:
+            if n:
+                self._write_rows(conn, batch)
+            if ingest is not None:  # last, as in the PostgreSQL store: a refused repeat rolls back everything
+                self._record_ingest(conn, ingest)
+            return n
+
+        return self._transaction(body)
+
+    def _write_rows(self, conn: sqlite3.Connection, batch: TickBatch) -> None:
+        n = len(batch)
+        (first,) = conn.execute(
+            "UPDATE market_tick_seq SET next = next + ? WHERE id = 1 RETURNING next - ?", (n, n)
+        ).fetchone()
+        sorted_ = sort_batch(batch.with_seq(first + np.arange(n, dtype=np.int64)))
+        sb = sorted_.batch
+        symbols = sb.symbol_array().tolist()
+        floats = [getattr(sb, f).tolist() for f in TICK_FLOAT_FIELDS]
+        conn.executemany(
+            _INSERT_TICKS,
+            zip(symbols, sorted_.time_us.tolist(), sorted_.seq.tolist(), *floats, strict=True),
+        )
+        conn.executemany(_UPSERT_OHLC, minute_partials(sorted_).rows())
+        last = sorted_.last_of_symbol.tolist()
+        conn.executemany(
+            _UPSERT_LATEST,
+            [(symbols[i], int(sorted_.time_us[i]), *(col[i] for col in floats), int(sorted_.seq[i])) for i in last],
+        )
+
+    async def write_bars(self, bars: BarBatch, *, ingest: IngestRecord | None = None) -> int:
+        names = np.asarray(bars.symbols, dtype=object)
+
+        def body(conn: sqlite3.Connection) -> int:
+            conn.executemany(
+                _UPSERT_BARS,
+                zip(
+                    names[bars.symbol_idx].tolist() if len(bars) else [],
+                    [bars.interval_s] * len(bars),
+                    np.floor_divide(bars.start_ns, 1000).tolist(),
+                    bars.open.tolist(),
+                    bars.high.tolist(),
+                    bars.low.tolist(),
+                    bars.close.tolist(),
+                    bars.volume.tolist(),
+                    [None if w != w else w for w in bars.vwap.tolist()],
+                    bars.trades.tolist(),
+                    strict=True,
+                ),
+            )
+            if ingest is not None:
+                self._record_ingest(conn, ingest)
+            return len(bars)
+
+        return await self._run(self._transaction, body)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def latest(self, symbols: list[str] | None = None) -> dict[str, Tick]:
+        sql = "SELECT symbol, time, price, size, bid, ask, bid_size, ask_size FROM market_latest"
+        rows = await self._run(self._fetch, sql)
+        wanted = None if symbols is None else set(symbols)
+        return {
+            r[0]: Tick(symbol=r[0], ts_ns=r[1] * 1000, **dict(zip(TICK_FLOAT_FIELDS, r[2:], strict=True)))
+            for r in rows
+            if wanted is None or r[0] in wanted
+        }
+
+    async def ticks(self, symbol: str, start_ns: int, end_ns: int, *, limit: int | None = None) -> TickBatch:
+        sql = f"""SELECT time, {", ".join(TICK_FLOAT_FIELDS)}, seq FROM market_ticks
+                  WHERE symbol = ? AND time >= ? AND time < ? ORDER BY time, seq
+                  {"LIMIT " + str(int(limit)) if limit is not None else ""}"""
+        rows = await self._run(self._fetch, sql, (symbol, -(-start_ns // 1000), -(-end_ns // 1000)))
+        n = len(rows)
+        cols = list(zip(*rows, strict=True)) if n else [()] * (2 + len(TICK_FLOAT_FIELDS))
+        return TickBatch.from_fields(
+            (symbol,) if n else (),
+            np.zeros(n, dtype=np.int32),
+            np.array(cols[0], dtype=np.int64) * 1000,
+            {f: np.array(c, dtype=np.float64) for f, c in zip(TICK_FLOAT_FIELDS, cols[1:-1], strict=True)},
+            seq=np.array(cols[-1], dtype=np.int64),
+        )
+
+    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
+        rows = await self._run(
+            self._fetch,
+            """SELECT bucket, open, high, low, close, volume, turnover, trades,
+                      first_time, first_seq, last_time, last_seq
+               FROM ohlc_1min WHERE symbol = ? AND bucket >= ? AND bucket < ? ORDER BY bucket""",
+            (symbol, start_us, end_us),
+        )
+        if seconds == 60:
+            return [_bar(symbol, 60, r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6]), r[7]) for r in rows]
+        return _fold(symbol, seconds, rows)
+
+    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+        seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
+        rows = await self._run(
+            self._fetch,
+            """SELECT start, open, high, low, close, volume, vwap, trades FROM market_bars
+               WHERE symbol = ? AND interval_s = ? AND start >= ? AND start < ? ORDER BY start""",
+            (symbol, seconds, start_us, end_us),
+        )
+        return [
+            Bar(
+                symbol=symbol,
+                start_ns=r[0] * 1000,
+                interval_s=seconds,
+                open=r[1],
+                high=r[2],
+                low=r[3],
+                close=r[4],
+                volume=r[5],
+                vwap=r[6],
+                trades=r[7],
+            )
+            for r in rows
+        ]
+
+    async def count(self, symbol: str | None = None) -> int:
+        if symbol is None:
+            rows = await self._run(self._fetch, "SELECT count(*) FROM market_ticks")
+        else:
+            rows = await self._run(self._fetch, "SELECT count(*) FROM market_ticks WHERE symbol = ?", (symbol,))
+        return int(rows[0][0])
+
+    async def symbols(self) -> list[str]:
+        return [r[0] for r in await self._run(self._fetch, "SELECT symbol FROM market_latest ORDER BY symbol")]
+
+    async def ingested(self) -> list[IngestedFile]:
+        rows = await self._run(
+            self._fetch,
+            "SELECT sha256, path, kind, rows, rejected, ingested_at FROM market_ingests ORDER BY ingested_at, sha256",
+        )
+        return [IngestedFile(*r) for r in rows]
+
+
+def _bar(
+    symbol: str,
+    seconds: int,
+    start_us: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    volume: float,
+    turnover: float,
+    trades: int,
+) -> Bar:
+    return Bar(
+        symbol=symbol,
+        start_ns=start_us * 1000,
+        interval_s=seconds,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        volume=volume,
+        vwap=vwap(volume, turnover),
+        trades=trades,
+    )
+
+
+def _fold(symbol: str, seconds: int, rows: list[Any]) -> list[Bar]:
+    """Roll 1-minute rows (ordered by bucket) up to ``seconds`` bars: open/close by (time, seq), exact sums."""
+    iv_us = seconds * 1_000_000
+    out: list[Bar] = []
+    acc: list[Any] | None = None
+
+    def emit(a: list[Any]) -> None:
+        out.append(_bar(symbol, seconds, a[0], a[1], a[2], a[3], a[4], float(a[5]), float(a[6]), a[7]))
+
+    for bucket, o, h, lo, c, vol, turn, trades, ft, fs, lt, ls in rows:
+        start = bucket - bucket % iv_us
+        if acc is None or acc[0] != start:
+            if acc is not None:
+                emit(acc)
+            acc = [start, o, h, lo, c, decimal.Decimal(vol), decimal.Decimal(turn), trades, (ft, fs), (lt, ls)]
+            continue
+        if (ft, fs) < acc[8]:
+            acc[1], acc[8] = o, (ft, fs)
+        if (lt, ls) > acc[9]:
+            acc[4], acc[9] = c, (lt, ls)
+        acc[2] = max(acc[2], h)
+        acc[3] = min(acc[3], lo)
+        acc[5] = _EXACT.add(acc[5], decimal.Decimal(vol))
+        acc[6] = _EXACT.add(acc[6], decimal.Decimal(turn))
+        acc[7] += trades
+    if acc is not None:
+        emit(acc)
+    return out
