@@ -8,20 +8,15 @@ equal, field for field and bit for bit, an independent aggregation of the ticks 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.ticks import DAY0_US, bar_tuples, reference_bars
 from tradepulse.domain import TickBatch
 from tradepulse.storage.ticks import TickStore
-from tradepulse.storage.ticks_pg import PostgresTickStore
-from tradepulse.storage.ticks_sqlite import SqliteTickStore
 
 MINUTE_US = 60_000_000
 
@@ -47,22 +42,10 @@ ticks_strategy = st.lists(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_pool: Any) -> AsyncIterator[TickStore]:
-    if request.param == "sqlite":
-        s: TickStore = await SqliteTickStore.open(tmp_path / "ticks.db")
-    else:
-        s = await PostgresTickStore.open(pg_pool)
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=ticks_strategy, order=st.randoms(use_true_random=False))
 async def test_rollup_equals_raw_aggregation(
-    store: TickStore, rows: list[tuple[int, float, float, int, int]], order: Any
+    tick_store: TickStore, rows: list[tuple[int, float, float, int, int]], order: Any
 ) -> None:
     tag = uuid.uuid4().hex[:8]  # every example writes its own symbols into the shared store
     symbols = [f"S{k}{tag}" for k in range(3)]
@@ -76,11 +59,11 @@ async def test_rollup_equals_raw_aggregation(
         members = [i for i, r in enumerate(rows) if r[4] == number]
         order.shuffle(members)  # within a batch, ticks are not in time order either
         if members:
-            await store.write(batch.take(np.array(members, dtype=np.int64)))
+            await tick_store.write(batch.take(np.array(members, dtype=np.int64)))
     start, end = (DAY0_US - 3 * 86_400_000_000) * 1000, (DAY0_US + 3 * 86_400_000_000) * 1000
     for symbol in symbols:
-        raw = await store.ticks(symbol, start, end)
+        raw = await tick_store.ticks(symbol, start, end)
         assert len(raw) == sum(1 for r in rows if symbols[r[3]] == symbol)
         for interval, seconds in (("1m", 60), ("5m", 300), ("1h", 3600), ("1d", 86400)):
-            got = await store.bars(symbol, interval, start, end)
+            got = await tick_store.bars(symbol, interval, start, end)
             assert bar_tuples(got) == bar_tuples(reference_bars(raw, symbol, seconds)), interval

@@ -21,13 +21,12 @@ Every write is one transaction: a failure (bad data, a lost connection) writes n
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tradepulse.domain import Bar, Tick
 from tradepulse.domain.batch import BarBatch, TickBatch, interval_seconds
+from tradepulse.marketdata.sinks import AlreadyIngested, IngestRecord
 
 if TYPE_CHECKING:
     from tradepulse.config import DatabaseConfig
@@ -35,29 +34,6 @@ if TYPE_CHECKING:
 
 class TickStoreError(Exception):
     """Base of tick store errors."""
-
-
-class AlreadyIngested(TickStoreError):
-    """A file with the same content was ingested before; nothing was written."""
-
-
-@dataclass(frozen=True)
-class IngestRecord:
-    """A file being ingested: recorded in the same transaction as its rows, keyed by content hash."""
-
-    sha256: str
-    path: str
-    kind: str
-    rows: int
-    rejected: int = 0
-
-    @staticmethod
-    def file_sha256(path: str | Path) -> str:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
