@@ -90,6 +90,18 @@ class MarketConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     volatility: PositiveFloat = 0.3
 
 
+class TickStoreConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The tick store (``database.backend`` chooses SQLite or PostgreSQL) and the writer feeding it."""
+
+    #: run the tick writer: consume the ``ticks`` stream into the store
+    enabled: bool = True
+    #: PostgreSQL: wait for the WAL flush at each commit; off, a server crash may lose the last moments of
+    #: ticks (never corrupting anything) and writes get cheaper
+    synchronous_commit: bool = True
+    #: the writer's consumer group on the ``ticks`` stream
+    group: str = "tick-store"
+
+
 class RuntimeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: panel refreshes per second
     panel_refresh_hz: PositiveFloat = 2.0
@@ -101,6 +113,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     redis: RedisConfig = RedisConfig()
     database: DatabaseConfig = DatabaseConfig()
     market: MarketConfig = MarketConfig()
+    tickstore: TickStoreConfig = TickStoreConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     def __post_init__(self) -> None:

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
 from tradepulse.runtime.market import MarketState, SimulatedFeed
+from tradepulse.runtime.tick_writer import TickWriter
 
 ComponentFactory = Callable[[Settings], Component | None]
 
 #: consumers first, so that they are listening before producers start
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
+    lambda settings: TickWriter(settings.tickstore) if settings.tickstore.enabled else None,
     lambda settings: SimulatedFeed(),
 ]

@@ -37,6 +37,21 @@ class TickStoreError(Exception):
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """How far a stream writer got: saved atomically with the ticks it wrote, so redeliveries are skipped."""
+
+    stream: str
+    group: str
+    entry_id: str
+
+
+def entry_key(entry_id: str) -> tuple[int, int]:
+    """Return a bus entry id ("<ms>-<seq>", both transports) as a sortable key."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True)
 class IngestedFile:
     sha256: str
     path: str
@@ -68,12 +83,18 @@ class TickStore(Protocol):
 
     backend: str
 
-    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
+    async def write(
+        self, batch: TickBatch, *, ingest: IngestRecord | None = None, checkpoint: Checkpoint | None = None
+    ) -> int:
         """Store every tick of ``batch`` in one transaction and update the 1-minute bars; return the count.
 
         With ``ingest``, the file is recorded in the same transaction; :class:`AlreadyIngested` if its hash is
-        known (nothing is written).
+        known (nothing is written). With ``checkpoint``, the stream position is saved in the same transaction.
         """
+        ...
+
+    async def checkpoint(self, stream: str, group: str) -> str | None:
+        """Return the last bus entry id written with a :class:`Checkpoint` for (stream, group), if any."""
         ...
 
     async def write_bars(self, bars: BarBatch, *, ingest: IngestRecord | None = None) -> int:
@@ -113,10 +134,13 @@ class TickStore(Protocol):
         ...
 
 
-async def open_tick_store(config: DatabaseConfig, *, migrate: bool = True) -> TickStore:
+async def open_tick_store(
+    config: DatabaseConfig, *, migrate: bool = True, synchronous_commit: bool = True
+) -> TickStore:
     """Open the store ``config.backend`` names (SQLite at ``config.sqlite_path``, or PostgreSQL at ``config.url``).
 
-    With ``migrate`` the schema is brought up to date first.
+    With ``migrate`` the schema is brought up to date first. ``synchronous_commit=False`` (PostgreSQL) lets a
+    commit return before its WAL is on disk: a server crash may lose the last moments of ticks, never corrupt.
     """
     if config.backend == "postgres":
         from tradepulse.storage.postgres import create_pool
@@ -124,7 +148,9 @@ async def open_tick_store(config: DatabaseConfig, *, migrate: bool = True) -> Ti
 
         pool = await create_pool(config)
         try:
-            return await PostgresTickStore.open(pool, migrate=migrate, own_pool=True)
+            return await PostgresTickStore.open(
+                pool, migrate=migrate, own_pool=True, synchronous_commit=synchronous_commit
+            )
         except BaseException:
             await pool.close()
             raise
@@ -135,10 +161,12 @@ async def open_tick_store(config: DatabaseConfig, *, migrate: bool = True) -> Ti
 
 __all__ = [
     "AlreadyIngested",
+    "Checkpoint",
     "IngestRecord",
     "IngestedFile",
     "TickStore",
     "TickStoreError",
     "bar_range",
+    "entry_key",
     "open_tick_store",
 ]

@@ -26,7 +26,7 @@ from tradepulse.marketdata.bars import US_PER_DAY, SortedBatch, minute_partials,
 from tradepulse.storage.migrations import migrate_postgres
 from tradepulse.storage.pg_copy import TICK_COPY_COLUMNS, TICK_QUERY_COLUMNS, copy_chunks, decode_tick_rows
 from tradepulse.storage.schema.marketdata import SEQ_BLOCK
-from tradepulse.storage.ticks import AlreadyIngested, IngestedFile, IngestRecord, bar_range
+from tradepulse.storage.ticks import AlreadyIngested, Checkpoint, IngestedFile, IngestRecord, bar_range
 
 
 def _ts(param: str) -> str:
@@ -166,9 +166,11 @@ class PostgresTickStore:
 
     # -- writes -------------------------------------------------------------------------------------------
 
-    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
+    async def write(
+        self, batch: TickBatch, *, ingest: IngestRecord | None = None, checkpoint: Checkpoint | None = None
+    ) -> int:
         n = len(batch)
-        if n == 0 and ingest is None:
+        if n == 0 and ingest is None and checkpoint is None:
             return 0
         batch.check()
         async with self._pool.acquire() as conn:
@@ -191,9 +193,24 @@ class PostgresTickStore:
                     await self._write_rows(conn, sorted_)
                 # recorded last, so that refusing a repeat rolls back all the work above (atomicity is
                 # exercised every time, not only on a rare failure in the middle)
+                if checkpoint is not None:
+                    await conn.execute(
+                        """INSERT INTO market_tick_checkpoints (stream, grp, entry_id) VALUES ($1, $2, $3)
+                           ON CONFLICT (stream, grp) DO UPDATE SET entry_id = EXCLUDED.entry_id""",
+                        checkpoint.stream,
+                        checkpoint.group,
+                        checkpoint.entry_id,
+                    )
                 if ingest is not None:
                     await self._record_ingest(conn, ingest)
         return n
+
+    async def checkpoint(self, stream: str, group: str) -> str | None:
+        async with self._pool.acquire() as conn:
+            value = await conn.fetchval(
+                "SELECT entry_id FROM market_tick_checkpoints WHERE stream = $1 AND grp = $2", stream, group
+            )
+        return None if value is None else str(value)
 
     async def _write_rows(self, conn: asyncpg.Connection, sorted_: SortedBatch) -> None:
         await conn.copy_to_table(

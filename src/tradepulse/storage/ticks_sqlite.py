@@ -27,7 +27,7 @@ from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
 from tradepulse.marketdata.bars import exact_add, minute_partials, sort_batch, vwap
 from tradepulse.storage.migrations import migrate_sqlite
 from tradepulse.storage.sqlite import connect
-from tradepulse.storage.ticks import AlreadyIngested, IngestedFile, IngestRecord, bar_range
+from tradepulse.storage.ticks import AlreadyIngested, Checkpoint, IngestedFile, IngestRecord, bar_range
 
 T = TypeVar("T")
 
@@ -117,11 +117,19 @@ class SqliteTickStore:
 
     # -- writes -------------------------------------------------------------------------------------------
 
-    async def write(self, batch: TickBatch, *, ingest: IngestRecord | None = None) -> int:
-        if len(batch) == 0 and ingest is None:
+    async def write(
+        self, batch: TickBatch, *, ingest: IngestRecord | None = None, checkpoint: Checkpoint | None = None
+    ) -> int:
+        if len(batch) == 0 and ingest is None and checkpoint is None:
             return 0
         batch.check()
-        return await self._run(self._write, batch, ingest)
+        return await self._run(self._write, batch, ingest, checkpoint)
+
+    async def checkpoint(self, stream: str, group: str) -> str | None:
+        rows = await self._run(
+            self._fetch, "SELECT entry_id FROM market_tick_checkpoints WHERE stream = ? AND grp = ?", (stream, group)
+        )
+        return str(rows[0][0]) if rows else None
 
     def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
@@ -143,12 +151,18 @@ class SqliteTickStore:
         if cur.rowcount == 0:
             raise AlreadyIngested(f"{ingest.path}: a file with the same content was already ingested")
 
-    def _write(self, batch: TickBatch, ingest: IngestRecord | None) -> int:
+    def _write(self, batch: TickBatch, ingest: IngestRecord | None, checkpoint: Checkpoint | None) -> int:
         n = len(batch)
 
         def body(conn: sqlite3.Connection) -> int:
             if n:
                 self._write_rows(conn, batch)
+            if checkpoint is not None:
+                conn.execute(
+                    """INSERT INTO market_tick_checkpoints (stream, grp, entry_id) VALUES (?, ?, ?)
+                       ON CONFLICT (stream, grp) DO UPDATE SET entry_id = excluded.entry_id""",
+                    (checkpoint.stream, checkpoint.group, checkpoint.entry_id),
+                )
             if ingest is not None:  # last, as in the PostgreSQL store: a refused repeat rolls back everything
                 self._record_ingest(conn, ingest)
             return n

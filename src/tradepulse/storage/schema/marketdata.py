@@ -70,6 +70,13 @@ CREATE TABLE market_bars (
     PRIMARY KEY (symbol, interval_s, start)
 );
 
+CREATE TABLE market_tick_checkpoints (
+    stream    text NOT NULL,
+    grp       text NOT NULL,
+    entry_id  text NOT NULL,
+    PRIMARY KEY (stream, grp)
+);
+
 CREATE TABLE market_ingests (
     sha256       text PRIMARY KEY,
     path         text NOT NULL,
@@ -243,6 +250,13 @@ CREATE TABLE market_bars (
     vwap        REAL,
     trades      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (symbol, interval_s, start)
+) WITHOUT ROWID;
+
+CREATE TABLE market_tick_checkpoints (
+    stream    TEXT NOT NULL,
+    grp       TEXT NOT NULL,
+    entry_id  TEXT NOT NULL,
+    PRIMARY KEY (stream, grp)
 ) WITHOUT ROWID;
 
 CREATE TABLE market_ingests (
