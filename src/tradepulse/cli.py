@@ -29,6 +29,15 @@ bus_app = typer.Typer(help="Inspect the message bus.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(bus_app, name="bus")
 
+
+def _add_data_commands() -> None:
+    from tradepulse.marketdata.cli import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_add_data_commands()
+
 console = Console()
 err = Console(stderr=True)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.ticks import DAY0_US, bar_tuples, random_ticks, reference_bars
 from tradepulse.domain import BarBatch, Tick, TickBatch
-from tradepulse.storage.ticks import AlreadyIngested, IngestRecord, TickStore
+from tradepulse.storage.ticks import AlreadyIngested, Checkpoint, IngestRecord, TickStore, entry_key
 from tradepulse.storage.ticks_pg import PostgresTickStore
 from tradepulse.storage.ticks_sqlite import SqliteTickStore
 
@@ -235,3 +235,20 @@ async def test_both_stores_give_identical_bars(tmp_path: Path, pg_pool: Any) -> 
     finally:
         await lite.close()
         await pg.close()
+
+
+async def test_a_checkpoint_is_saved_with_its_ticks_or_not_at_all(tick_store: TickStore) -> None:
+    assert await tick_store.checkpoint("ticks", "g") is None
+    await tick_store.write(TickBatch.from_ticks([tick("X", DAY0_US, 1.0)]), checkpoint=Checkpoint("ticks", "g", "5-0"))
+    assert await tick_store.checkpoint("ticks", "g") == "5-0"
+    record = IngestRecord(sha256="cd" * 32, path="f.csv", kind="ticks", rows=1)
+    await tick_store.write(TickBatch.empty(), ingest=record)
+    with pytest.raises(AlreadyIngested):
+        await tick_store.write(
+            TickBatch.from_ticks([tick("X", DAY0_US + 1, 1.0)]),
+            ingest=record,
+            checkpoint=Checkpoint("ticks", "g", "9-0"),
+        )
+    assert await tick_store.checkpoint("ticks", "g") == "5-0"
+    assert await tick_store.checkpoint("ticks", "other") is None
+    assert entry_key("1700000000000-12") > entry_key("1700000000000-9") > entry_key("999-0")

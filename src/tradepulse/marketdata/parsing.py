@@ -306,3 +306,11 @@ def iso(ns: int) -> str:
     if rest:
         text += f".{rest:09d}".rstrip("0")
     return text + "Z"
+
+
+def parse_time(text: str, tz: str = "UTC") -> int:
+    """Parse one time as the files do (ISO 8601, a date, or a Unix epoch number) into Unix nanoseconds."""
+    value, reason = _parse_one_time(text.strip(), zone(tz), tz, "auto")
+    if reason is not None:
+        raise ValueError(f"{text!r} {reason}")
+    return value
