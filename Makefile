@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-slow bench bench-bus lock clean help
+.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-marketdata lock clean help
 
 help:
 	@echo "make run        set up and run the platform embedded (in-process bus, SQLite, simulated market)"
@@ -41,10 +41,13 @@ test: lint typecheck
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
-bench: bench-bus
+bench: bench-bus bench-marketdata
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m benchmarks.bus_bench
+
+bench-marketdata: $(STAMP)
+	$(BIN)/python -m benchmarks.marketdata_bench $(ARGS)
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; }

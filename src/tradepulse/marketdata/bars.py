@@ -14,18 +14,12 @@ that aggregating all raw ticks of the minute at once would give, whatever order 
   arrival order, which breaks ties between prints at the same microsecond the same way in both places;
 - high, low and the trade count merge by max, min and sum, which are exact;
 - volume (sum of sizes) and turnover (sum of ``price * size``, the VWAP numerator) are *exact* sums of the
-  binary float values, kept as decimal text (``NUMERIC`` in PostgreSQL, ``TEXT`` in SQLite). Float addition is
-  not associative, so a float running sum would depend on batch boundaries; an exact sum does not, and is
-  rounded to the nearest float only when a bar is read. The VWAP is then ``turnover / volume`` of those floats.
-
-The exact sums are computed vectorised: each float is ``mantissa * 2**exponent`` with a 53-bit integer mantissa;
-within a group, mantissas are summed per exponent in int64 (split into 26/27-bit halves so no sum can
-overflow), and the few per-exponent totals are combined as Python integers.
+  float values (see :mod:`tradepulse.marketdata.exact`), rounded to the nearest float only when a bar is read.
+  The VWAP is then ``turnover / volume`` of those two floats.
 """
 
 from __future__ import annotations
 
-import decimal
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,16 +27,11 @@ import numpy.typing as npt
 
 from tradepulse.domain import Bar
 from tradepulse.domain.batch import F64, I64, TickBatch, interval_seconds
+from tradepulse.marketdata.exact import ExactSums, exact_sums, sqlite_mantissa
 
 NS_PER_US = 1_000
 US_PER_MINUTE = 60_000_000
 US_PER_DAY = 86_400_000_000
-
-_TWO53 = float(2**53)
-_LO_BITS = 26
-_LO_MASK = (1 << _LO_BITS) - 1
-#: exact decimal arithmetic for merging sums (a float's exact value has at most ~770 significant digits)
-_EXACT = decimal.Context(prec=4000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.Inexact])
 
 
 def ts_us(ts_ns: I64) -> I64:
@@ -50,85 +39,20 @@ def ts_us(ts_ns: I64) -> I64:
     return np.floor_divide(ts_ns, NS_PER_US)
 
 
-def dyadic_to_decimal(mantissa: int, exponent: int) -> str:
-    """Return ``mantissa * 2**exponent`` exactly, as plain decimal text."""
-    if mantissa == 0:
-        return "0"
-    sign = "-" if mantissa < 0 else ""
-    mantissa = abs(mantissa)
-    if exponent < 0:
-        twos = min((mantissa & -mantissa).bit_length() - 1, -exponent)
-        mantissa >>= twos
-        exponent += twos
-    if exponent >= 0:
-        return sign + str(mantissa << exponent)
-    places = -exponent
-    digits = str(mantissa * 5**places).rjust(places + 1, "0")
-    return f"{sign}{digits[:-places]}.{digits[-places:]}".rstrip("0").rstrip(".")
-
-
-def exact_sums(values: F64, starts: I64) -> list[str]:
-    """Return the exact sum of each group of ``values`` as decimal text; group g is ``values[starts[g]:starts[g+1]]``.
-
-    Values must be finite and non-negative (sizes and turnovers are).
-    """
-    n = len(values)
-    groups = len(starts)
-    if groups == 0:
-        return []
-    if n and (not np.isfinite(values).all() or (values < 0).any()):
-        raise ValueError("exact_sums: values must be finite and >= 0")
-    counts = np.diff(np.append(starts, n))
-    group = np.repeat(np.arange(groups, dtype=np.int64), counts)
-    frac, exp2 = np.frexp(values)
-    mant = (frac * _TWO53).astype(np.int64)  # exact: frac has 53 significant bits
-    exp = exp2.astype(np.int64) - 53
-    nonzero = mant != 0
-    big = np.iinfo(np.int64).max
-    emin_full = np.minimum.reduceat(np.where(nonzero, exp, big), starts) if n else np.full(groups, big)
-    emin = np.where(emin_full == big, 0, emin_full)
-    group, mant, exp = group[nonzero], mant[nonzero], exp[nonzero]
-    totals = [0] * groups
-    if len(mant):
-        shift = exp - emin[group]
-        key = group * 4096 + shift  # shifts are < 2100 (the float exponent range)
-        order = np.argsort(key, kind="stable")
-        key_sorted = key[order]
-        bounds = np.flatnonzero(np.r_[True, key_sorted[1:] != key_sorted[:-1]])
-        mant_sorted = mant[order]
-        lo = np.add.reduceat(mant_sorted & _LO_MASK, bounds)
-        hi = np.add.reduceat(mant_sorted >> _LO_BITS, bounds)
-        for k, h, low in zip(key_sorted[bounds].tolist(), hi.tolist(), lo.tolist(), strict=True):
-            g, s = divmod(k, 4096)
-            totals[g] += ((h << _LO_BITS) + low) << s
-    return [dyadic_to_decimal(t, int(e)) for t, e in zip(totals, emin.tolist(), strict=True)]
-
-
-def exact_add(a: str | None, b: str | None) -> str:
-    """Return the exact sum of two decimal texts (None counts as zero); the SQLite store's merge function."""
-    return format(_EXACT.add(decimal.Decimal(a or 0), decimal.Decimal(b or 0)), "f")
-
-
-def exact_total(values: list[str]) -> str:
-    """Return the exact sum of decimal texts."""
-    total = decimal.Decimal(0)
-    for v in values:
-        total = _EXACT.add(total, decimal.Decimal(v))
-    return format(total, "f")
-
-
 @dataclass(frozen=True, eq=False)
 class MinutePartials:
     """One partial 1-minute bar per (symbol, minute) a batch touches, ordered by (symbol, bucket)."""
 
-    symbol: list[str]
+    #: the batch's symbol dictionary, and each partial's index into it
+    symbols: tuple[str, ...]
+    symbol_idx: npt.NDArray[np.int32]
     bucket_us: I64
     open: F64
     high: F64
     low: F64
     close: F64
-    volume: list[str]
-    turnover: list[str]
+    volume: ExactSums
+    turnover: ExactSums
     trades: I64
     first_us: I64
     first_seq: I64
@@ -138,8 +62,16 @@ class MinutePartials:
     def __len__(self) -> int:
         return len(self.bucket_us)
 
+    @property
+    def symbol(self) -> list[str]:
+        """The symbol of each partial."""
+        return np.asarray(self.symbols, dtype=object)[self.symbol_idx].tolist() if len(self) else []
+
     def rows(self) -> list[tuple[object, ...]]:
-        """Return the partials as row tuples in store column order."""
+        """Return the partials as row tuples in the SQLite store's column order.
+
+        Exact sums are (mantissa, exponent): the mantissa an INTEGER when it fits in 64 bits, else decimal text.
+        """
         return list(
             zip(
                 self.symbol,
@@ -148,8 +80,10 @@ class MinutePartials:
                 self.high.tolist(),
                 self.low.tolist(),
                 self.close.tolist(),
-                self.volume,
-                self.turnover,
+                _sqlite_mantissas(self.volume),
+                self.volume.e.tolist(),
+                _sqlite_mantissas(self.turnover),
+                self.turnover.e.tolist(),
                 self.trades.tolist(),
                 self.first_us.tolist(),
                 self.first_seq.tolist(),
@@ -158,6 +92,14 @@ class MinutePartials:
                 strict=True,
             )
         )
+
+
+def _sqlite_mantissas(sums: ExactSums) -> list[int | str]:
+    small, ok = sums.small()
+    out: list[int | str] = small.tolist()
+    for g in np.flatnonzero(~ok).tolist():
+        out[g] = sqlite_mantissa(sums.mantissa(g))
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,9 +144,9 @@ def minute_partials(sorted_: SortedBatch, interval_us: int = US_PER_MINUTE) -> M
     else:
         starts = np.empty(0, dtype=np.int64)
     ends = np.append(starts[1:], n) - 1
-    names = np.asarray(b.symbols, dtype=object)
     return MinutePartials(
-        symbol=names[b.symbol_idx[starts]].tolist() if n else [],
+        symbols=b.symbols,
+        symbol_idx=b.symbol_idx[starts],
         bucket_us=bucket[starts],
         open=b.price[starts],
         high=np.maximum.reduceat(b.price, starts) if n else np.empty(0),
@@ -243,8 +185,8 @@ def aggregate_ticks(batch: TickBatch, interval: str | int) -> list[Bar]:
             high=h,
             low=lo,
             close=c,
-            volume=float(vol),
-            vwap=vwap(float(vol), float(turn)),
+            volume=vol,
+            vwap=vwap(vol, turn),
             trades=trades,
         )
         for symbol, bucket, o, h, lo, c, vol, turn, trades in zip(
@@ -254,8 +196,8 @@ def aggregate_ticks(batch: TickBatch, interval: str | int) -> list[Bar]:
             p.high.tolist(),
             p.low.tolist(),
             p.close.tolist(),
-            p.volume,
-            p.turnover,
+            p.volume.floats(),
+            p.turnover.floats(),
             p.trades.tolist(),
             strict=True,
         )

@@ -1,11 +1,11 @@
-"""PostgreSQL binary COPY for ticks, encoded and decoded with numpy (no Python object per row).
+"""PostgreSQL binary COPY, encoded and decoded with numpy (no Python object per row).
 
 The binary COPY format is a header, then per row an int16 field count and, per field, an int32 length and the
 value in network byte order, then an int16 -1 trailer. When every field of a row has a fixed width, a whole
-batch is one numpy structured array with big-endian fields, filled column by column; the only variable-width
-field, the symbol, is fixed within the group of rows whose symbol has the same byte length, so a batch is
-encoded as one such array per distinct symbol length (usually one or two). Decoding a query whose columns are
-all fixed-width is a single ``np.frombuffer``.
+batch is one numpy structured array with big-endian fields, filled column by column. The one variable-width
+field we send, the symbol, is fixed within the rows whose symbol has the same byte length, so a batch is encoded
+as one such array per distinct symbol length (usually one or two). Decoding a query whose columns are all
+fixed-width is a single ``np.frombuffer``.
 
 ``timestamptz`` travels as int64 microseconds since 2000-01-01 UTC; ``float8`` as IEEE-754 big-endian.
 """
@@ -13,9 +13,12 @@ all fixed-width is a single ``np.frombuffer``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from tradepulse.domain.batch import I64, TICK_FLOAT_FIELDS
 from tradepulse.marketdata.bars import SortedBatch
@@ -26,50 +29,94 @@ TRAILER = struct.pack("!h", -1)
 #: microseconds from the Unix epoch to PostgreSQL's epoch (2000-01-01 UTC)
 PG_EPOCH_US = 946_684_800_000_000
 
-#: market_ticks columns in the order the encoder writes them
-TICK_COPY_COLUMNS: tuple[str, ...] = ("time", "symbol", *TICK_FLOAT_FIELDS, "seq")
+Kind = Literal["int8", "int4", "float8", "timestamptz", "text"]
+_WIRE = {"int8": ">i8", "int4": ">i4", "float8": ">f8", "timestamptz": ">i8"}
 
 
-def encode_ticks(sorted_: SortedBatch, start: int = 0, stop: int | None = None) -> bytes:
-    """Return rows ``start:stop`` of a sorted batch as binary COPY data rows (no header or trailer)."""
-    b = sorted_.batch
-    stop = len(b) if stop is None else stop
-    idx = b.symbol_idx[start:stop]
-    encoded = [s.encode() for s in b.symbols]
-    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
-    row_len = lengths[idx] if len(idx) else np.empty(0, dtype=np.int64)
+@dataclass(frozen=True)
+class Column:
+    """One column of a COPY: its kind and values (Unix microseconds for timestamptz).
+
+    A ``text`` column is dictionary-encoded: ``values`` holds indices into ``dictionary``, -1 for NULL.
+    """
+
+    name: str
+    kind: Kind
+    values: npt.NDArray[Any]
+    dictionary: tuple[str, ...] = ()
+
+
+def encode_rows(columns: Sequence[Column], start: int = 0, stop: int | None = None) -> bytes:
+    """Return rows ``start:stop`` as binary COPY data rows (no header or trailer).
+
+    Rows are grouped by the byte lengths of their text values (each group is one structured array), so the
+    output is in row order only within a group: a statement that needs an order must sort (ORDER BY).
+    """
+    n = len(columns[0].values)
+    stop = n if stop is None else stop
+    texts: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.bytes_]]] = {}
+    key = np.zeros(stop - start, dtype=np.int64)
+    for i, c in enumerate(columns):
+        if c.kind != "text":
+            continue
+        encoded = [s.encode() for s in c.dictionary]
+        lengths = np.array([len(e) for e in encoded] + [-1], dtype=np.int64)  # index -1 -> NULL
+        widest = np.array([*encoded, b""], dtype=f"S{max([len(e) for e in encoded] + [1])}")
+        texts[i] = (lengths, widest)
+        key = key * (int(lengths.max()) + 2) + lengths[c.values[start:stop]] + 1  # one int per length combination
+    groups: list[tuple[list[int], npt.NDArray[np.int64]]] = []
+    for k in np.unique(key).tolist():
+        rows = np.flatnonzero(key == k) + start
+        first = int(rows[0])
+        groups.append(([int(texts[i][0][columns[i].values[first]]) for i in texts], rows))
     parts: list[bytes] = []
-    for length in np.unique(row_len).tolist():
-        rows = np.flatnonzero(row_len == length) + start
-        fields: list[tuple[str, str]] = [("n", ">i2"), ("tl", ">i4"), ("t", ">i8"), ("sl", ">i4")]
-        if length:
-            fields.append(("s", f"S{length}"))
-        for name in TICK_FLOAT_FIELDS:
-            fields += [(name + "_l", ">i4"), (name, ">f8")]
-        fields += [("ql", ">i4"), ("q", ">i8")]
+    for text_lengths, rows in groups:
+        length_of = dict(zip(texts, text_lengths, strict=True))
+        fields: list[tuple[str, str]] = [("n", ">i2")]
+        for i, c in enumerate(columns):
+            fields.append((f"l{i}", ">i4"))
+            if c.kind == "text":
+                if length_of[i] > 0:
+                    fields.append((f"v{i}", f"S{length_of[i]}"))
+            else:
+                fields.append((f"v{i}", _WIRE[c.kind]))
         out = np.empty(len(rows), dtype=np.dtype(fields))
-        out["n"] = len(TICK_COPY_COLUMNS)
-        out["tl"] = 8
-        out["t"] = sorted_.time_us[rows] - PG_EPOCH_US
-        out["sl"] = length
-        if length:
-            out["s"] = np.array(encoded, dtype=f"S{max(int(lengths.max()), 1)}")[b.symbol_idx[rows]]
-        for name in TICK_FLOAT_FIELDS:
-            out[name + "_l"] = 8
-            out[name] = getattr(b, name)[rows]
-        out["ql"] = 8
-        out["q"] = sorted_.seq[rows]
+        out["n"] = len(columns)
+        for i, c in enumerate(columns):
+            if c.kind == "text":
+                out[f"l{i}"] = length_of[i]
+                if length_of[i] > 0:
+                    out[f"v{i}"] = texts[i][1][c.values[rows]]
+                continue
+            out[f"l{i}"] = 8 if c.kind != "int4" else 4
+            values = c.values[rows]
+            out[f"v{i}"] = values - PG_EPOCH_US if c.kind == "timestamptz" else values
         parts.append(out.tobytes())
     return b"".join(parts)
 
 
-def copy_chunks(sorted_: SortedBatch, rows_per_chunk: int = 50_000) -> Iterator[bytes]:
-    """Yield a complete binary COPY stream for the batch, a chunk at a time."""
-    n = len(sorted_.batch)
+def copy_stream(columns: Sequence[Column], rows_per_chunk: int = 50_000) -> Iterator[bytes]:
+    """Yield a complete binary COPY stream of ``columns``, a chunk at a time."""
+    n = len(columns[0].values)
     yield HEADER
     for start in range(0, n, rows_per_chunk):
-        yield encode_ticks(sorted_, start, min(n, start + rows_per_chunk))
+        yield encode_rows(columns, start, min(n, start + rows_per_chunk))
     yield TRAILER
+
+
+#: market_ticks columns in the order the tick COPY writes them
+TICK_COPY_COLUMNS: tuple[str, ...] = ("time", "symbol", *TICK_FLOAT_FIELDS, "seq")
+
+
+def tick_columns(sorted_: SortedBatch) -> list[Column]:
+    """Return a sorted batch as the columns of :data:`TICK_COPY_COLUMNS`."""
+    b = sorted_.batch
+    return [
+        Column("time", "timestamptz", sorted_.time_us),
+        Column("symbol", "text", b.symbol_idx, b.symbols),
+        *(Column(f, "float8", getattr(b, f)) for f in TICK_FLOAT_FIELDS),
+        Column("seq", "int8", sorted_.seq),
+    ]
 
 
 #: the fixed-width columns a tick query returns, in this order

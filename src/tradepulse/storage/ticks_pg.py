@@ -22,9 +22,17 @@ import numpy as np
 
 from tradepulse.domain import Bar, Tick
 from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
-from tradepulse.marketdata.bars import US_PER_DAY, SortedBatch, minute_partials, sort_batch, vwap
+from tradepulse.marketdata.bars import US_PER_DAY, MinutePartials, SortedBatch, minute_partials, sort_batch, vwap
+from tradepulse.marketdata.exact import ExactSums
 from tradepulse.storage.migrations import migrate_postgres
-from tradepulse.storage.pg_copy import TICK_COPY_COLUMNS, TICK_QUERY_COLUMNS, copy_chunks, decode_tick_rows
+from tradepulse.storage.pg_copy import (
+    TICK_COPY_COLUMNS,
+    TICK_QUERY_COLUMNS,
+    Column,
+    copy_stream,
+    decode_tick_rows,
+    tick_columns,
+)
 from tradepulse.storage.schema.marketdata import SEQ_BLOCK
 from tradepulse.storage.ticks import AlreadyIngested, Checkpoint, IngestedFile, IngestRecord, bar_range
 
@@ -39,13 +47,32 @@ def _us(column: str) -> str:
     return f"(extract(epoch FROM {column}) * 1000000)::int8"
 
 
-_UPSERT_OHLC = f"""
-INSERT INTO ohlc_1min AS o (symbol, bucket, open, high, low, close, volume, turnover, trades,
-                            first_time, first_seq, last_time, last_seq)
-SELECT s, {_ts("b")}, op, hi, lo, cl, v::numeric, tu::numeric, n, {_ts("ft")}, fs, {_ts("lt")}, ls
-FROM unnest($1::text[], $2::int8[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[],
-            $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[])
-     AS p(s, b, op, hi, lo, cl, v, tu, n, ft, fs, lt, ls)
+#: a writer's partial 1-minute bars land here (binary COPY), then merge into ohlc_1min in one statement
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS tp_ohlc_stage (
+    symbol text, bucket timestamptz, open float8, high float8, low float8, close float8,
+    vm int8, vbig text, ve int4, tm int8, tbig text, te int4, trades int8,
+    first_time timestamptz, first_seq int8, last_time timestamptz, last_seq int8
+) ON COMMIT DELETE ROWS
+"""
+
+#: exact sums m * 2^e: align the exponents and add the mantissas; keep the result in int8 while it fits
+_MERGE_SUMS = """
+    {x}_m = CASE WHEN tp_exact_add(coalesce(o.{x}_big, o.{x}_m), o.{x}_e,
+                                   coalesce(EXCLUDED.{x}_big, EXCLUDED.{x}_m), EXCLUDED.{x}_e)
+                      BETWEEN -9223372036854775808 AND 9223372036854775807
+                 THEN tp_exact_add(coalesce(o.{x}_big, o.{x}_m), o.{x}_e,
+                                   coalesce(EXCLUDED.{x}_big, EXCLUDED.{x}_m), EXCLUDED.{x}_e)::int8
+                 ELSE 0 END,
+    {x}_big = CASE WHEN tp_exact_add(coalesce(o.{x}_big, o.{x}_m), o.{x}_e,
+                                     coalesce(EXCLUDED.{x}_big, EXCLUDED.{x}_m), EXCLUDED.{x}_e)
+                        BETWEEN -9223372036854775808 AND 9223372036854775807
+                   THEN NULL
+                   ELSE tp_exact_add(coalesce(o.{x}_big, o.{x}_m), o.{x}_e,
+                                     coalesce(EXCLUDED.{x}_big, EXCLUDED.{x}_m), EXCLUDED.{x}_e) END,
+    {x}_e = least(o.{x}_e, EXCLUDED.{x}_e)"""
+
+_ON_CONFLICT_OHLC = f"""
 ON CONFLICT (symbol, bucket) DO UPDATE SET
     open = CASE WHEN (EXCLUDED.first_time, EXCLUDED.first_seq) < (o.first_time, o.first_seq)
                 THEN EXCLUDED.open ELSE o.open END,
@@ -61,9 +88,32 @@ ON CONFLICT (symbol, bucket) DO UPDATE SET
                     THEN EXCLUDED.last_seq ELSE o.last_seq END,
     high = greatest(o.high, EXCLUDED.high),
     low = least(o.low, EXCLUDED.low),
-    volume = o.volume + EXCLUDED.volume,
-    turnover = o.turnover + EXCLUDED.turnover,
-    trades = o.trades + EXCLUDED.trades
+    trades = o.trades + EXCLUDED.trades,
+    {_MERGE_SUMS.format(x="volume")},
+    {_MERGE_SUMS.format(x="turnover")}
+"""
+
+_OHLC_COLUMNS = """symbol, bucket, open, high, low, close, volume_m, volume_big, volume_e,
+                   turnover_m, turnover_big, turnover_e, trades, first_time, first_seq, last_time, last_seq"""
+
+#: Merge the staged partials. Merges are serialised by a transaction-level advisory lock (the ticks' COPY before
+#: it still runs in parallel), which makes the cheap path safe: a partial for a minute after its symbol's latest
+#: stored tick cannot meet an existing row, nor one another writer is inserting, so it is a plain INSERT; only
+#: partials at or before that minute (late ticks, batch boundaries) take the slower INSERT ... ON CONFLICT.
+_MERGE_STAGE = f"""
+SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.ohlc_1min'));
+INSERT INTO ohlc_1min ({_OHLC_COLUMNS})
+SELECT s.symbol, bucket, open, high, low, close, vm, vbig::numeric, ve, tm, tbig::numeric, te,
+       trades, first_time, first_seq, last_time, s.last_seq
+FROM tp_ohlc_stage s LEFT JOIN market_latest l ON l.symbol = s.symbol
+WHERE l.symbol IS NULL OR s.bucket > date_bin('1 minute', l.time, timestamptz 'epoch');
+INSERT INTO ohlc_1min AS o ({_OHLC_COLUMNS})
+SELECT s.symbol, bucket, open, high, low, close, vm, vbig::numeric, ve, tm, tbig::numeric, te,
+       trades, first_time, first_seq, last_time, s.last_seq
+FROM tp_ohlc_stage s JOIN market_latest l ON l.symbol = s.symbol
+WHERE s.bucket <= date_bin('1 minute', l.time, timestamptz 'epoch')
+ORDER BY s.symbol, s.bucket
+{_ON_CONFLICT_OHLC};
 """
 
 _UPSERT_LATEST = f"""
@@ -92,19 +142,40 @@ INSERT INTO market_ingests (sha256, path, kind, rows, rejected) VALUES ($1, $2, 
 ON CONFLICT (sha256) DO NOTHING
 """
 
+
+def _exact_float(x: str) -> str:
+    """SQL for the float nearest to the stored exact sum ``x`` (int8 and numeric -> float8 both round correctly;
+    scaling by a power of two is exact)."""
+    return f"(CASE WHEN {x}_big IS NULL THEN {x}_m::float8 ELSE {x}_big::float8 END * power(2::float8, {x}_e))"
+
+
+def _exact_sum_float(x: str, emin: str) -> str:
+    """SQL for the float nearest to the exact sum of the stored sums ``x`` of a group (aligned to ``emin``)."""
+    return f"(sum(coalesce({x}_big, {x}_m) * 2::numeric ^ ({x}_e - {emin}))::float8 * power(2::float8, {emin}))"
+
+
 _BARS_1M = f"""
-SELECT {_us("bucket")}, open, high, low, close, volume::float8, turnover::float8, trades
+SELECT {_us("bucket")}, open, high, low, close, {_exact_float("volume")}, {_exact_float("turnover")}, trades
 FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}
 ORDER BY bucket
 """
 
 _BARS_ROLLUP_NATIVE = f"""
+WITH m AS (
+    SELECT date_bin($4::interval, bucket, timestamptz 'epoch') AS b, *
+    FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}
+), e AS (SELECT b, min(volume_e) AS ve, min(turnover_e) AS te FROM m GROUP BY b)
 SELECT {_us("b")}, (array_agg(open ORDER BY first_time, first_seq))[1], max(high), min(low),
        (array_agg(close ORDER BY last_time DESC, last_seq DESC))[1],
-       sum(volume)::float8, sum(turnover)::float8, sum(trades)::int8
-FROM (SELECT date_bin($4::interval, bucket, timestamptz 'epoch') AS b, *
-      FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}) m
-GROUP BY b ORDER BY b
+       {_exact_sum_float("volume", "e.ve")}, {_exact_sum_float("turnover", "e.te")}, sum(trades)::int8
+FROM m JOIN e USING (b)
+GROUP BY b, e.ve, e.te ORDER BY b
+"""
+
+_BARS_1M_TIMESCALE = f"""
+SELECT {_us("bucket")}, open, high, low, close, volume::float8, turnover::float8, trades
+FROM ohlc_1min WHERE symbol = $1 AND bucket >= {_ts("$2::int8")} AND bucket < {_ts("$3::int8")}
+ORDER BY bucket
 """
 
 _BARS_ROLLUP_TIMESCALE = f"""
@@ -214,26 +285,11 @@ class PostgresTickStore:
 
     async def _write_rows(self, conn: asyncpg.Connection, sorted_: SortedBatch) -> None:
         await conn.copy_to_table(
-            "market_ticks", source=_aiter(copy_chunks(sorted_)), columns=TICK_COPY_COLUMNS, format="binary"
-        )
+            "market_ticks", source=_aiter(copy_stream(tick_columns(sorted_))), columns=TICK_COPY_COLUMNS,
+            format="binary",
+        )  # fmt: skip
         if self.native:
-            p = minute_partials(sorted_)
-            await conn.execute(
-                _UPSERT_OHLC,
-                p.symbol,
-                p.bucket_us.tolist(),
-                p.open.tolist(),
-                p.high.tolist(),
-                p.low.tolist(),
-                p.close.tolist(),
-                p.volume,
-                p.turnover,
-                p.trades.tolist(),
-                p.first_us.tolist(),
-                p.first_seq.tolist(),
-                p.last_us.tolist(),
-                p.last_seq.tolist(),
-            )
+            await self._merge_partials(conn, minute_partials(sorted_))
         last = sorted_.last_of_symbol
         sb = sorted_.batch
         await conn.execute(
@@ -243,6 +299,28 @@ class PostgresTickStore:
             *(getattr(sb, f)[last].tolist() for f in TICK_FLOAT_FIELDS),
             sorted_.seq[last].tolist(),
         )
+
+    async def _merge_partials(self, conn: asyncpg.Connection, p: MinutePartials) -> None:
+        columns = [
+            Column("symbol", "text", p.symbol_idx, p.symbols),
+            Column("bucket", "timestamptz", p.bucket_us),
+            Column("open", "float8", p.open),
+            Column("high", "float8", p.high),
+            Column("low", "float8", p.low),
+            Column("close", "float8", p.close),
+            *_sum_columns("v", p.volume),
+            *_sum_columns("t", p.turnover),
+            Column("trades", "int8", p.trades),
+            Column("first_time", "timestamptz", p.first_us),
+            Column("first_seq", "int8", p.first_seq),
+            Column("last_time", "timestamptz", p.last_us),
+            Column("last_seq", "int8", p.last_seq),
+        ]
+        await conn.execute(_STAGE)
+        await conn.copy_to_table(
+            "tp_ohlc_stage", source=_aiter(copy_stream(columns)), columns=[c.name for c in columns], format="binary"
+        )
+        await conn.execute(_MERGE_STAGE)
 
     async def _record_ingest(self, conn: asyncpg.Connection, ingest: IngestRecord) -> None:
         status = await conn.execute(
@@ -331,7 +409,7 @@ class PostgresTickStore:
         seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
         async with self._pool.acquire() as conn:
             if seconds == 60:
-                rows = await conn.fetch(_BARS_1M, symbol, start_us, end_us)
+                rows = await conn.fetch(_BARS_1M if self.native else _BARS_1M_TIMESCALE, symbol, start_us, end_us)
             else:
                 sql = _BARS_ROLLUP_NATIVE if self.native else _BARS_ROLLUP_TIMESCALE
                 rows = await conn.fetch(sql, symbol, start_us, end_us, dt.timedelta(seconds=seconds))
@@ -377,6 +455,19 @@ class PostgresTickStore:
                     ORDER BY ingested_at, sha256"""
             )
         return [IngestedFile(*r) for r in rows]
+
+
+def _sum_columns(prefix: str, sums: ExactSums) -> list[Column]:
+    """Exact sums as staging columns: the mantissa as int8, or (rarely, beyond 64 bits) as text; the exponent."""
+    small, ok = sums.small()
+    big = np.flatnonzero(~ok)
+    index = np.full(len(small), -1, dtype=np.int64)
+    index[big] = np.arange(len(big))
+    return [
+        Column(f"{prefix}m", "int8", small),
+        Column(f"{prefix}big", "text", index, tuple(str(sums.mantissa(int(g))) for g in big)),
+        Column(f"{prefix}e", "int4", sums.e),
+    ]
 
 
 def _bar(symbol: str, seconds: int, r: Any) -> Bar:

@@ -4,15 +4,15 @@ SQLite calls block, so the store runs them on one dedicated thread (which also s
 connection requires); the sqlite3 module releases the GIL while SQLite works, so the event loop keeps running.
 A write is one ``BEGIN IMMEDIATE`` transaction: take a range of seq numbers, insert the ticks (sorted by
 symbol and time, the clustering of the ``WITHOUT ROWID`` table), merge the partial 1-minute bars and the
-latest ticks. Exact volume and turnover sums are decimal text merged by ``tp_exact_add``, a Python function
-registered on the connection. Coarser bars are folded from the 1-minute rows in Python, with the same
-(time, seq) rule for open and close as the PostgreSQL query.
+latest ticks. Exact volume and turnover sums are ``m * 2**e`` (see :mod:`tradepulse.marketdata.exact`), the
+mantissa an INTEGER or, beyond 64 bits, decimal TEXT, merged by ``tp_exact_add``, a Python function registered
+on the connection. Coarser bars are folded from the 1-minute rows in Python, with the same (time, seq) rule for open
+and close as the PostgreSQL query.
 """
 
 from __future__ import annotations
 
 import asyncio
-import decimal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,7 +24,8 @@ import numpy as np
 
 from tradepulse.domain import Bar, Tick
 from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
-from tradepulse.marketdata.bars import exact_add, minute_partials, sort_batch, vwap
+from tradepulse.marketdata.bars import minute_partials, sort_batch, vwap
+from tradepulse.marketdata.exact import dyadic_add, dyadic_float, sqlite_exact_add
 from tradepulse.storage.migrations import migrate_sqlite
 from tradepulse.storage.sqlite import connect
 from tradepulse.storage.ticks import AlreadyIngested, Checkpoint, IngestedFile, IngestRecord, bar_range
@@ -35,9 +36,9 @@ _INSERT_TICKS = """INSERT INTO market_ticks (symbol, time, seq, price, size, bid
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 _UPSERT_OHLC = """
-INSERT INTO ohlc_1min (symbol, bucket, open, high, low, close, volume, turnover, trades,
+INSERT INTO ohlc_1min (symbol, bucket, open, high, low, close, volume_m, volume_e, turnover_m, turnover_e, trades,
                        first_time, first_seq, last_time, last_seq)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol, bucket) DO UPDATE SET
     open = CASE WHEN (excluded.first_time, excluded.first_seq) < (first_time, first_seq)
                 THEN excluded.open ELSE open END,
@@ -53,8 +54,10 @@ ON CONFLICT (symbol, bucket) DO UPDATE SET
                     THEN excluded.last_seq ELSE last_seq END,
     high = max(high, excluded.high),
     low = min(low, excluded.low),
-    volume = tp_exact_add(volume, excluded.volume),
-    turnover = tp_exact_add(turnover, excluded.turnover),
+    volume_m = tp_exact_add(volume_m, volume_e, excluded.volume_m, excluded.volume_e),
+    volume_e = min(volume_e, excluded.volume_e),
+    turnover_m = tp_exact_add(turnover_m, turnover_e, excluded.turnover_m, excluded.turnover_e),
+    turnover_e = min(turnover_e, excluded.turnover_e),
     trades = trades + excluded.trades
 """
 
@@ -75,8 +78,6 @@ ON CONFLICT (symbol, interval_s, start) DO UPDATE SET
     volume = excluded.volume, vwap = excluded.vwap, trades = excluded.trades
 """
 
-_EXACT = decimal.Context(prec=4000, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[decimal.Inexact])
-
 
 class SqliteTickStore:
     """A :class:`~tradepulse.storage.ticks.TickStore` on a SQLite file. Open it with :meth:`open`."""
@@ -96,7 +97,7 @@ class SqliteTickStore:
         def _open() -> sqlite3.Connection:
             conn = connect(path)
             conn.execute("PRAGMA cache_size = -65536")  # 64 MiB of page cache: the tick b-tree's hot pages
-            conn.create_function("tp_exact_add", 2, exact_add, deterministic=True)
+            conn.create_function("tp_exact_add", 4, sqlite_exact_add, deterministic=True)
             if migrate:
                 migrate_sqlite(conn)
             return conn
@@ -110,6 +111,10 @@ class SqliteTickStore:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def analyze(self) -> None:
+        """Refresh SQLite's query planner statistics (after a bulk load)."""
+        await self._run(self._conn.execute, "ANALYZE")
 
     async def close(self) -> None:
         await self._run(self._conn.close)
@@ -249,13 +254,17 @@ class SqliteTickStore:
         seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
         rows = await self._run(
             self._fetch,
-            """SELECT bucket, open, high, low, close, volume, turnover, trades,
+            """SELECT bucket, open, high, low, close, volume_m, volume_e, turnover_m, turnover_e, trades,
                       first_time, first_seq, last_time, last_seq
                FROM ohlc_1min WHERE symbol = ? AND bucket >= ? AND bucket < ? ORDER BY bucket""",
             (symbol, start_us, end_us),
         )
         if seconds == 60:
-            return [_bar(symbol, 60, r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6]), r[7]) for r in rows]
+            return [
+                _bar(symbol, 60, r[0], r[1], r[2], r[3], r[4], dyadic_float(int(r[5]), r[6]),
+                     dyadic_float(int(r[7]), r[8]), r[9])
+                for r in rows
+            ]  # fmt: skip
         return _fold(symbol, seconds, rows)
 
     async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
@@ -333,14 +342,14 @@ def _fold(symbol: str, seconds: int, rows: list[Any]) -> list[Bar]:
     acc: list[Any] | None = None
 
     def emit(a: list[Any]) -> None:
-        out.append(_bar(symbol, seconds, a[0], a[1], a[2], a[3], a[4], float(a[5]), float(a[6]), a[7]))
+        out.append(_bar(symbol, seconds, a[0], a[1], a[2], a[3], a[4], dyadic_float(*a[5]), dyadic_float(*a[6]), a[7]))
 
-    for bucket, o, h, lo, c, vol, turn, trades, ft, fs, lt, ls in rows:
+    for bucket, o, h, lo, c, vm, ve, tm, te, trades, ft, fs, lt, ls in rows:
         start = bucket - bucket % iv_us
         if acc is None or acc[0] != start:
             if acc is not None:
                 emit(acc)
-            acc = [start, o, h, lo, c, decimal.Decimal(vol), decimal.Decimal(turn), trades, (ft, fs), (lt, ls)]
+            acc = [start, o, h, lo, c, (int(vm), ve), (int(tm), te), trades, (ft, fs), (lt, ls)]
             continue
         if (ft, fs) < acc[8]:
             acc[1], acc[8] = o, (ft, fs)
@@ -348,8 +357,9 @@ def _fold(symbol: str, seconds: int, rows: list[Any]) -> list[Bar]:
             acc[4], acc[9] = c, (lt, ls)
         acc[2] = max(acc[2], h)
         acc[3] = min(acc[3], lo)
-        acc[5] = _EXACT.add(acc[5], decimal.Decimal(vol))
-        acc[6] = _EXACT.add(acc[6], decimal.Decimal(turn))
+        (vm0, ve0), (tm0, te0) = acc[5], acc[6]
+        acc[5] = dyadic_add(vm0, ve0, int(vm), ve)
+        acc[6] = dyadic_add(tm0, te0, int(tm), te)
         acc[7] += trades
     if acc is not None:
         emit(acc)

@@ -99,8 +99,14 @@ CREATE TABLE ohlc_1min (
     high        float8      NOT NULL,
     low         float8      NOT NULL,
     close       float8      NOT NULL,
-    volume      numeric     NOT NULL,  -- exact sum of the float sizes
-    turnover    numeric     NOT NULL,  -- exact sum of price * size (the VWAP numerator)
+    -- volume, the exact sum of the float sizes, is m * 2^volume_e with m = coalesce(volume_big, volume_m):
+    -- the mantissa is an int8 (cheap to insert) unless it outgrows 64 bits, then numeric (see tp_exact_add)
+    volume_m      int8      NOT NULL,
+    volume_big    numeric,
+    volume_e      int4      NOT NULL,
+    turnover_m    int8      NOT NULL,  -- turnover, the exact sum of price * size, likewise
+    turnover_big  numeric,
+    turnover_e    int4      NOT NULL,
     trades      int8        NOT NULL,
     first_time  timestamptz NOT NULL,  -- (first_time, first_seq) is the key of the tick that set open
     first_seq   int8        NOT NULL,
@@ -108,6 +114,13 @@ CREATE TABLE ohlc_1min (
     last_seq    int8        NOT NULL,
     PRIMARY KEY (symbol, bucket)
 );
+
+-- The mantissa of m1 * 2^e1 + m2 * 2^e2 at exponent least(e1, e2), exactly (trunc keeps the scale 0).
+CREATE FUNCTION tp_exact_add(m1 numeric, e1 int, m2 numeric, e2 int) RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN e1 <= e2 THEN trunc(m1 + m2 * 2::numeric ^ (e2 - e1))
+                ELSE trunc(m1 * 2::numeric ^ (e1 - e2) + m2) END
+$$;
 
 -- Create the day partitions of market_ticks for ``days`` (UTC dates) that do not exist yet; return how many.
 -- Serialised by an advisory lock; rows of such a day already in the default partition are moved into it.
@@ -216,8 +229,10 @@ CREATE TABLE ohlc_1min (
     high        REAL    NOT NULL,
     low         REAL    NOT NULL,
     close       REAL    NOT NULL,
-    volume      TEXT    NOT NULL,  -- exact decimal sum of the float sizes
-    turnover    TEXT    NOT NULL,  -- exact decimal sum of price * size
+    volume_m    NOT NULL,          -- volume = volume_m * 2^volume_e exactly (INTEGER, or TEXT beyond 64 bits)
+    volume_e    INTEGER NOT NULL,
+    turnover_m  NOT NULL,          -- turnover = turnover_m * 2^turnover_e: the exact sum of price * size
+    turnover_e  INTEGER NOT NULL,
     trades      INTEGER NOT NULL,
     first_time  INTEGER NOT NULL,
     first_seq   INTEGER NOT NULL,
