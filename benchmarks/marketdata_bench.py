@@ -112,7 +112,7 @@ async def measure_bars(
         hist.record_ns(time.time_ns() - intended_ns)
         returned += len(bars)
 
-    await paced(rate, queries, one)
+    await paced(rate, queries, one, precise=True)
     return hist, returned
 
 

@@ -31,7 +31,7 @@ async def test_a_good_file_is_written_whole(tick_store: TickStore, tmp_path: Pat
     report = await ingest_file(write(tmp_path, "good.csv", GOOD), tick_store)
     assert (report.rows, report.written, report.rejected, report.reject_file) == (3, 3, 0, None)
     assert await tick_store.count() == 3
-    (bar,) = await tick_store.bars("AAPL", "1m", DAY, DAY + 86_400 * 10**9)
+    (bar,) = (await tick_store.bars("AAPL", "1m", DAY, DAY + 86_400 * 10**9)).to_bars()
     assert (bar.open, bar.close, bar.volume, bar.trades) == (185.5, 185.6, 300.0, 2)
 
 
@@ -89,6 +89,6 @@ async def test_bars_files_go_to_imported_bars(tick_store: TickStore, tmp_path: P
     path = write(tmp_path, "SPY.csv", "date,open,high,low,close,volume\n2024-01-02,10,11,9,10.5,1000\n")
     report = await ingest_file(path, tick_store, LoadOptions(kind="bars", interval="1d"))
     assert report.written == 1
-    (bar,) = await tick_store.imported_bars("SPY", "1d", DAY, DAY + 86_400 * 10**9)
+    (bar,) = (await tick_store.imported_bars("SPY", "1d", DAY, DAY + 86_400 * 10**9)).to_bars()
     assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.vwap) == (10.0, 11.0, 9.0, 10.5, 1000.0, None)
     assert await tick_store.count() == 0

@@ -66,5 +66,5 @@ async def test_rollup_equals_raw_aggregation(
         raw = await tick_store.ticks(symbol, start, end)
         assert len(raw) == sum(1 for r in rows if symbols[r[3]] == symbol)
         for interval, seconds in (("1m", 60), ("5m", 300), ("1h", 3600), ("1d", 86400)):
-            got = await tick_store.bars(symbol, interval, start, end)
+            got = (await tick_store.bars(symbol, interval, start, end)).to_bars()
             assert bar_tuples(got) == bar_tuples(reference_bars(raw, symbol, seconds)), interval

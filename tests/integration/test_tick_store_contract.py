@@ -111,7 +111,7 @@ async def test_bars_equal_the_aggregation_of_the_raw_ticks(tick_store: TickStore
     start, end = DAY0_NS - 2 * DAY_NS, DAY0_NS + 3 * DAY_NS
     raw = await tick_store.ticks("AAPL", start, end)
     expected = reference_bars(raw, "AAPL", seconds)
-    got = await tick_store.bars("AAPL", interval, start, end)
+    got = (await tick_store.bars("AAPL", interval, start, end)).to_bars()
     assert bar_tuples(got) == bar_tuples(expected)
     assert sum(b.trades for b in got) == len(raw)
 
@@ -121,9 +121,9 @@ async def test_bar_range_takes_buckets_starting_inside_it_whole(tick_store: Tick
     await tick_store.write(
         TickBatch.from_ticks([tick("X", base + m * 60_000_000 + 1, 10.0 + m, size=1.0) for m in range(10)])
     )
-    bars = await tick_store.bars("X", "1m", base * 1000 + 30 * 10**9, (base + 180_000_000) * 1000 + 1)
+    bars = (await tick_store.bars("X", "1m", base * 1000 + 30 * 10**9, (base + 180_000_000) * 1000 + 1)).to_bars()
     assert [(b.start_ns - base * 1000) // MINUTE_NS for b in bars] == [1, 2, 3]
-    five = await tick_store.bars("X", "5m", base * 1000, (base + 600_000_000) * 1000)
+    five = (await tick_store.bars("X", "5m", base * 1000, (base + 600_000_000) * 1000)).to_bars()
     assert [(b.open, b.close, b.volume, b.trades) for b in five] == [(10.0, 14.0, 5.0, 5), (15.0, 19.0, 5.0, 5)]
 
 
@@ -132,9 +132,9 @@ async def test_vwap_is_turnover_over_volume_and_none_without_volume(tick_store: 
     await tick_store.write(
         TickBatch.from_ticks([tick("X", base, 10.0, 1.0), tick("X", base + 1, 20.0, 3.0), tick("Y", base, 5.0, 0.0)])
     )
-    (x,) = await tick_store.bars("X", "1m", base * 1000, (base + 60_000_000) * 1000)
+    (x,) = (await tick_store.bars("X", "1m", base * 1000, (base + 60_000_000) * 1000)).to_bars()
     assert (x.open, x.high, x.low, x.close, x.volume, x.vwap, x.trades) == (10.0, 20.0, 10.0, 20.0, 4.0, 17.5, 2)
-    (y,) = await tick_store.bars("Y", "1h", base * 1000, (base + 60_000_000) * 1000)
+    (y,) = (await tick_store.bars("Y", "1h", base * 1000, (base + 60_000_000) * 1000)).to_bars()
     assert (y.volume, y.vwap, y.trades) == (0.0, None, 1)
 
 
@@ -144,9 +144,9 @@ async def test_sums_are_exact_whatever_the_batching(tick_store: TickStore) -> No
     for i, size in enumerate([1e16, 1.0, 1.0]):
         await tick_store.write(TickBatch.from_ticks([tick("X", base + i, 1.0, size)]))
     assert 1e16 + 1.0 + 1.0 == 1e16
-    (bar,) = await tick_store.bars("X", "1m", base * 1000, (base + 60_000_000) * 1000)
+    (bar,) = (await tick_store.bars("X", "1m", base * 1000, (base + 60_000_000) * 1000)).to_bars()
     assert bar.volume == 1e16 + 2.0
-    (hour,) = await tick_store.bars("X", "1h", base * 1000, (base + 60_000_000) * 1000)
+    (hour,) = (await tick_store.bars("X", "1h", base * 1000, (base + 60_000_000) * 1000)).to_bars()
     assert hour.volume == 1e16 + 2.0
 
 
@@ -169,7 +169,7 @@ async def test_a_file_is_ingested_once_and_a_repeat_writes_nothing(tick_store: T
     assert await tick_store.count() == 2
     assert await tick_store.symbols() == ["X"]
     assert (await tick_store.latest())["X"].price == 11.0
-    (bar,) = await tick_store.bars("X", "1m", DAY0_NS, DAY0_NS + MINUTE_NS)
+    (bar,) = (await tick_store.bars("X", "1m", DAY0_NS, DAY0_NS + MINUTE_NS)).to_bars()
     assert bar.trades == 2, "the refused repeat left the bars alone too"
     (done,) = await tick_store.ingested()
     assert (done.sha256, done.path, done.kind, done.rows, done.rejected) == (
@@ -196,15 +196,15 @@ async def test_imported_bars_round_trip_and_replace(tick_store: TickStore) -> No
         trades=np.array([1000, 0]),
     )
     assert await tick_store.write_bars(bars) == 2
-    got = await tick_store.imported_bars("SPY", "1d", DAY0_NS, DAY0_NS + 2 * DAY_NS)
+    got = (await tick_store.imported_bars("SPY", "1d", DAY0_NS, DAY0_NS + 2 * DAY_NS)).to_bars()
     assert [(b.start_ns, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trades) for b in got] == [
         (DAY0_NS, 470.0, 475.5, 469.0, 472.0, 1e6, 472.2, 1000),
         (DAY0_NS + DAY_NS, 472.0, 474.0, 470.25, 471.0, 2e6, None, 0),
     ]
     await tick_store.write_bars(dataclasses.replace(bars.take(np.array([0])), close=np.array([473.0])))
-    got = await tick_store.imported_bars("SPY", "1d", DAY0_NS, DAY0_NS + DAY_NS)
+    got = (await tick_store.imported_bars("SPY", "1d", DAY0_NS, DAY0_NS + DAY_NS)).to_bars()
     assert [b.close for b in got] == [473.0]
-    assert await tick_store.imported_bars("SPY", "1m", DAY0_NS, DAY0_NS + DAY_NS) == []
+    assert len(await tick_store.imported_bars("SPY", "1m", DAY0_NS, DAY0_NS + DAY_NS)) == 0
 
 
 async def test_ticks_before_1970_and_across_days(tick_store: TickStore) -> None:
@@ -212,7 +212,7 @@ async def test_ticks_before_1970_and_across_days(tick_store: TickStore) -> None:
     await tick_store.write(TickBatch.from_ticks(ticks))
     got = await tick_store.ticks("OLD", -(10**18), 10**18)
     assert got.price.tolist() == [5.0 + i for i in range(30)]
-    days = await tick_store.bars("OLD", "1d", -(10**18), 10**18)
+    days = (await tick_store.bars("OLD", "1d", -(10**18), 10**18)).to_bars()
     assert [b.trades for b in days] == [1, 24, 5]
     assert bar_tuples(days) == bar_tuples(reference_bars(got, "OLD", 86400))
 
@@ -228,8 +228,8 @@ async def test_both_stores_give_identical_bars(tmp_path: Path, pg_pool: Any) -> 
             await pg.write(batch.take(part))
         for interval in ("1m", "5m", "15m", "1h", "1d"):
             for symbol in ("A", "B"):
-                a = await lite.bars(symbol, interval, 0, 2 * 10**18)
-                b = await pg.bars(symbol, interval, 0, 2 * 10**18)
+                a = (await lite.bars(symbol, interval, 0, 2 * 10**18)).to_bars()
+                b = (await pg.bars(symbol, interval, 0, 2 * 10**18)).to_bars()
                 assert a
                 assert bar_tuples(a) == bar_tuples(b)
     finally:

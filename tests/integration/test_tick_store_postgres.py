@@ -78,5 +78,5 @@ async def test_concurrent_writers_to_the_same_minutes_neither_deadlock_nor_lose_
     assert len(set(all_ticks.seq.tolist())) == 6000, "seq numbers are unique across writers"
     for symbol in symbols:
         raw = await stores[0].ticks(symbol, 0, 2 * 10**18)
-        got = await stores[1].bars(symbol, "1m", 0, 2 * 10**18)
+        got = (await stores[1].bars(symbol, "1m", 0, 2 * 10**18)).to_bars()
         assert bar_tuples(got) == bar_tuples(reference_bars(raw, symbol, 60))

@@ -254,7 +254,10 @@ class TickBatch:
 
 @dataclass(frozen=True, eq=False)
 class BarBatch:
-    """OHLCV bars of one interval as columns (imported bar files). ``vwap`` is NaN where unknown."""
+    """OHLCV bars of one interval as columns (store queries, imported bar files). ``vwap`` is NaN where unknown.
+
+    Use :meth:`to_bars` for :class:`~tradepulse.domain.market.Bar` messages.
+    """
 
     symbols: tuple[str, ...]
     symbol_idx: I32
@@ -270,6 +273,37 @@ class BarBatch:
 
     def __len__(self) -> int:
         return len(self.start_ns)
+
+    @classmethod
+    def of_symbol(
+        cls,
+        symbol: str,
+        interval_s: int,
+        start_ns: object,
+        open_: object,
+        high: object,
+        low: object,
+        close: object,
+        volume: object,
+        vwap: object,
+        trades: object,
+    ) -> BarBatch:
+        """Build one symbol's bars from columns (``vwap`` NaN where unknown)."""
+        start = np.ascontiguousarray(start_ns, dtype=np.int64)
+        n = len(start)
+        return cls(
+            (symbol,) if n else (),
+            np.zeros(n, dtype=np.int32),
+            start,
+            interval_s,
+            _f64(open_, n, "open"),
+            _f64(high, n, "high"),
+            _f64(low, n, "low"),
+            _f64(close, n, "close"),
+            _f64(volume, n, "volume"),
+            _f64(vwap, n, "vwap"),
+            np.ascontiguousarray(trades, dtype=np.int64),
+        )
 
     def take(self, indices: npt.NDArray[np.integer] | slice) -> BarBatch:
         return BarBatch(

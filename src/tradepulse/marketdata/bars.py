@@ -167,6 +167,14 @@ def vwap(volume: float, turnover: float) -> float | None:
     return turnover / volume if volume > 0 else None
 
 
+def vwaps(volume: F64, turnover: F64) -> F64:
+    """Vectorised :func:`vwap`: NaN where nothing traded."""
+    out = np.full(len(volume), np.nan)
+    traded = volume > 0
+    np.divide(turnover, volume, out=out, where=traded)
+    return out
+
+
 def aggregate_ticks(batch: TickBatch, interval: str | int) -> list[Bar]:
     """Return the bars of ``batch`` at ``interval``, ordered by (symbol, start); ties in time go by ``seq``.
 

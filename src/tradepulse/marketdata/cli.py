@@ -407,8 +407,8 @@ def bars(
         store = await _open_store(settings)
         try:
             if source == "ticks":
-                return await store.bars(symbol, interval, start_ns, end_ns)
-            return await store.imported_bars(symbol, interval, start_ns, end_ns)
+                return (await store.bars(symbol, interval, start_ns, end_ns)).to_bars()
+            return (await store.imported_bars(symbol, interval, start_ns, end_ns)).to_bars()
         finally:
             await store.close()
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tradepulse.domain.batch import I64, TICK_FLOAT_FIELDS
+from tradepulse.domain.batch import TICK_FLOAT_FIELDS
 from tradepulse.marketdata.bars import SortedBatch
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -122,21 +122,15 @@ def tick_columns(sorted_: SortedBatch) -> list[Column]:
 #: the fixed-width columns a tick query returns, in this order
 TICK_QUERY_COLUMNS: tuple[str, ...] = ("time", *TICK_FLOAT_FIELDS, "seq")
 
-_QUERY_ROW = np.dtype(
-    [("n", ">i2"), ("tl", ">i4"), ("t", ">i8")]
-    + [item for name in TICK_FLOAT_FIELDS for item in ((name + "_l", ">i4"), (name, ">f8"))]
-    + [("ql", ">i4"), ("q", ">i8")]
-)
-
 
 class CopyFormatError(ValueError):
     """A binary COPY stream did not have the expected layout."""
 
 
-def decode_tick_rows(data: bytes) -> dict[str, I64 | np.ndarray]:
-    """Decode a binary COPY of :data:`TICK_QUERY_COLUMNS` (no NULLs) into numpy columns.
+def decode_rows(data: bytes, fields: Sequence[tuple[str, Kind]]) -> dict[str, npt.NDArray[Any]]:
+    """Decode a binary COPY whose columns are all fixed-width and never NULL into numpy columns.
 
-    Returns ``time_us`` (Unix microseconds), the float fields and ``seq``.
+    timestamptz columns come back as Unix microseconds.
     """
     if not data.startswith(SIGNATURE):
         raise CopyFormatError("not a binary COPY stream")
@@ -145,15 +139,35 @@ def decode_tick_rows(data: bytes) -> dict[str, I64 | np.ndarray]:
     if bytes(body[-2:]) != TRAILER:
         raise CopyFormatError("binary COPY stream has no trailer")
     body = body[:-2]
-    if len(body) % _QUERY_ROW.itemsize:
-        raise CopyFormatError(f"binary COPY body of {len(body)} bytes is not whole rows of {_QUERY_ROW.itemsize}")
-    rows = np.frombuffer(body, dtype=_QUERY_ROW)
-    if len(rows) and (
-        (rows["n"] != len(TICK_QUERY_COLUMNS)).any() or (rows["tl"] != 8).any() or (rows["ql"] != 8).any()
-    ):
-        raise CopyFormatError("binary COPY rows do not have the expected fields")
-    out: dict[str, I64 | np.ndarray] = {"time_us": rows["t"].astype(np.int64) + PG_EPOCH_US}
-    for name in TICK_FLOAT_FIELDS:
-        out[name] = rows[name].astype(np.float64)
-    out["seq"] = rows["q"].astype(np.int64)
+    layout: list[tuple[str, str]] = [("n", ">i2")]
+    for name, kind in fields:
+        layout += [(f"{name}_len", ">i4"), (name, _WIRE[kind])]
+    row = np.dtype(layout)
+    if len(body) % row.itemsize:
+        raise CopyFormatError(f"binary COPY body of {len(body)} bytes is not whole rows of {row.itemsize}")
+    rows = np.frombuffer(body, dtype=row)
+    if len(rows) and (rows["n"] != len(fields)).any():
+        raise CopyFormatError("binary COPY rows do not have the expected number of fields")
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, kind in fields:
+        width = 4 if kind == "int4" else 8
+        if len(rows) and (rows[f"{name}_len"] != width).any():
+            raise CopyFormatError(f"binary COPY column {name} is NULL or not {kind}")
+        native = rows[name].astype(_WIRE[kind].replace(">", "="))
+        out[name] = native + PG_EPOCH_US if kind == "timestamptz" else native
     return out
+
+
+def decode_tick_rows(data: bytes) -> dict[str, npt.NDArray[Any]]:
+    """Decode a binary COPY of :data:`TICK_QUERY_COLUMNS`: ``time_us`` (Unix microseconds), floats, ``seq``."""
+    fields: list[tuple[str, Kind]] = [("time_us", "timestamptz")]
+    fields += [(f, "float8") for f in TICK_FLOAT_FIELDS]
+    fields.append(("seq", "int8"))
+    return decode_rows(data, fields)
+
+
+def sql_literal(text: str) -> str:
+    """Return ``text`` as a PostgreSQL string literal (for COPY (query), which takes no parameters)."""
+    if "\\" in text:
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + text.replace("'", "''") + "'"

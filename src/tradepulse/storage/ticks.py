@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from tradepulse.domain import Bar, Tick
+from tradepulse.domain import Tick
 from tradepulse.domain.batch import BarBatch, TickBatch, interval_seconds
 from tradepulse.marketdata.sinks import AlreadyIngested, IngestRecord
 
@@ -109,11 +109,14 @@ class TickStore(Protocol):
         """Return the ticks of ``symbol`` with ``start_ns <= time < end_ns`` in (time, arrival) order, with seq."""
         ...
 
-    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
-        """Return the bars of ``symbol`` built from its ticks, for buckets starting in ``[start_ns, end_ns)``."""
+    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> BarBatch:
+        """Return the bars of ``symbol`` built from its ticks, for buckets starting in ``[start_ns, end_ns)``.
+
+        Columns, in time order (``.to_bars()`` gives Bar messages); VWAP is NaN where nothing traded.
+        """
         ...
 
-    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> BarBatch:
         """Return imported bars of ``symbol`` and ``interval`` starting in ``[start_ns, end_ns)``."""
         ...
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from tradepulse.domain import Bar, Tick
+from tradepulse.domain import Tick
 from tradepulse.domain.batch import TICK_FLOAT_FIELDS, BarBatch, TickBatch
-from tradepulse.marketdata.bars import minute_partials, sort_batch, vwap
+from tradepulse.marketdata.bars import minute_partials, sort_batch, vwaps
 from tradepulse.marketdata.exact import dyadic_add, dyadic_float, sqlite_exact_add
 from tradepulse.storage.migrations import migrate_sqlite
 from tradepulse.storage.sqlite import connect
@@ -250,46 +251,55 @@ class SqliteTickStore:
             seq=np.array(cols[-1], dtype=np.int64),
         )
 
-    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+    async def bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> BarBatch:
         seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
+        columns = "bucket, open, high, low, close, volume_m, volume_e, turnover_m, turnover_e, trades"
+        if seconds != 60:
+            columns += ", first_time, first_seq, last_time, last_seq"
         rows = await self._run(
             self._fetch,
-            """SELECT bucket, open, high, low, close, volume_m, volume_e, turnover_m, turnover_e, trades,
-                      first_time, first_seq, last_time, last_seq
-               FROM ohlc_1min WHERE symbol = ? AND bucket >= ? AND bucket < ? ORDER BY bucket""",
+            f"SELECT {columns} FROM ohlc_1min WHERE symbol = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
             (symbol, start_us, end_us),
         )
-        if seconds == 60:
-            return [
-                _bar(symbol, 60, r[0], r[1], r[2], r[3], r[4], dyadic_float(int(r[5]), r[6]),
-                     dyadic_float(int(r[7]), r[8]), r[9])
-                for r in rows
-            ]  # fmt: skip
-        return _fold(symbol, seconds, rows)
+        if seconds != 60:
+            rows = _fold(seconds, rows)
+        c = list(zip(*rows, strict=True)) if rows else [()] * 10
+        volume, turnover = _exact_floats(c[5], c[6]), _exact_floats(c[7], c[8])
+        return BarBatch.of_symbol(
+            symbol,
+            seconds,
+            np.array(c[0], dtype=np.int64) * 1000,
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            volume,
+            vwaps(volume, turnover),
+            np.array(c[9], dtype=np.int64),
+        )
 
-    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> list[Bar]:
+    async def imported_bars(self, symbol: str, interval: str | int, start_ns: int, end_ns: int) -> BarBatch:
         seconds, start_us, end_us = bar_range(interval, start_ns, end_ns)
         rows = await self._run(
             self._fetch,
-            """SELECT start, open, high, low, close, volume, vwap, trades FROM market_bars
+            """SELECT start, open, high, low, close, volume, coalesce(vwap, 'NaN'), trades FROM market_bars
                WHERE symbol = ? AND interval_s = ? AND start >= ? AND start < ? ORDER BY start""",
             (symbol, seconds, start_us, end_us),
         )
-        return [
-            Bar(
-                symbol=symbol,
-                start_ns=r[0] * 1000,
-                interval_s=seconds,
-                open=r[1],
-                high=r[2],
-                low=r[3],
-                close=r[4],
-                volume=r[5],
-                vwap=r[6],
-                trades=r[7],
-            )
-            for r in rows
-        ]
+        c = list(zip(*rows, strict=True)) if rows else [()] * 8
+        vwap = np.array(c[6], dtype=object)
+        return BarBatch.of_symbol(
+            symbol,
+            seconds,
+            np.array(c[0], dtype=np.int64) * 1000,
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            c[5],
+            np.array([float(v) for v in vwap], dtype=np.float64),
+            np.array(c[7], dtype=np.int64),
+        )
 
     async def count(self, symbol: str | None = None) -> int:
         if symbol is None:
@@ -309,58 +319,38 @@ class SqliteTickStore:
         return [IngestedFile(*r) for r in rows]
 
 
-def _bar(
-    symbol: str,
-    seconds: int,
-    start_us: int,
-    o: float,
-    h: float,
-    lo: float,
-    c: float,
-    volume: float,
-    turnover: float,
-    trades: int,
-) -> Bar:
-    return Bar(
-        symbol=symbol,
-        start_ns=start_us * 1000,
-        interval_s=seconds,
-        open=o,
-        high=h,
-        low=lo,
-        close=c,
-        volume=volume,
-        vwap=vwap(volume, turnover),
-        trades=trades,
-    )
+def _exact_floats(mantissas: tuple[Any, ...], exponents: tuple[Any, ...]) -> npt.NDArray[np.float64]:
+    """Round exact sums m * 2**e to floats, vectorised (int64 mantissas) with the rare big one done alone."""
+    if all(type(m) is int and -(2**63) <= m < 2**63 for m in mantissas):
+        # int64 -> float64 rounds to nearest; scaling by a power of two is exact
+        return np.ldexp(np.array(mantissas, dtype=np.int64).astype(np.float64), np.array(exponents, dtype=np.int64))
+    return np.array([dyadic_float(int(m), e) for m, e in zip(mantissas, exponents, strict=True)], dtype=np.float64)
 
 
-def _fold(symbol: str, seconds: int, rows: list[Any]) -> list[Bar]:
-    """Roll 1-minute rows (ordered by bucket) up to ``seconds`` bars: open/close by (time, seq), exact sums."""
+def _fold(seconds: int, rows: list[Any]) -> list[tuple[Any, ...]]:
+    """Roll 1-minute rows (ordered by bucket) up to ``seconds`` buckets, in the same row layout.
+
+    Open and close go by (time, seq) as in the PostgreSQL query; volume and turnover stay exact (m, e) sums.
+    """
     iv_us = seconds * 1_000_000
-    out: list[Bar] = []
+    out: list[tuple[Any, ...]] = []
     acc: list[Any] | None = None
-
-    def emit(a: list[Any]) -> None:
-        out.append(_bar(symbol, seconds, a[0], a[1], a[2], a[3], a[4], dyadic_float(*a[5]), dyadic_float(*a[6]), a[7]))
-
     for bucket, o, h, lo, c, vm, ve, tm, te, trades, ft, fs, lt, ls in rows:
         start = bucket - bucket % iv_us
         if acc is None or acc[0] != start:
             if acc is not None:
-                emit(acc)
-            acc = [start, o, h, lo, c, (int(vm), ve), (int(tm), te), trades, (ft, fs), (lt, ls)]
+                out.append(tuple(acc))
+            acc = [start, o, h, lo, c, int(vm), ve, int(tm), te, trades, ft, fs, lt, ls]
             continue
-        if (ft, fs) < acc[8]:
-            acc[1], acc[8] = o, (ft, fs)
-        if (lt, ls) > acc[9]:
-            acc[4], acc[9] = c, (lt, ls)
+        if (ft, fs) < (acc[10], acc[11]):
+            acc[1], acc[10], acc[11] = o, ft, fs
+        if (lt, ls) > (acc[12], acc[13]):
+            acc[4], acc[12], acc[13] = c, lt, ls
         acc[2] = max(acc[2], h)
         acc[3] = min(acc[3], lo)
-        (vm0, ve0), (tm0, te0) = acc[5], acc[6]
-        acc[5] = dyadic_add(vm0, ve0, int(vm), ve)
-        acc[6] = dyadic_add(tm0, te0, int(tm), te)
-        acc[7] += trades
+        acc[5], acc[6] = dyadic_add(acc[5], acc[6], int(vm), ve)
+        acc[7], acc[8] = dyadic_add(acc[7], acc[8], int(tm), te)
+        acc[9] += trades
     if acc is not None:
-        emit(acc)
+        out.append(tuple(acc))
     return out
