@@ -30,6 +30,17 @@ app.add_typer(config_app, name="config")
 app.add_typer(bus_app, name="bus")
 
 
+def _add_ml_commands() -> None:
+    from tradepulse.ml.cli import models_app, signals, train
+
+    app.command("train")(train)
+    app.command("signals")(signals)
+    app.add_typer(models_app, name="models")
+
+
+_add_ml_commands()
+
+
 def _add_data_commands() -> None:
     from tradepulse.marketdata.cli import data_app
 
@@ -163,6 +174,15 @@ def bus_dead_letters(
     for row in rows:
         table.add_row(row.dead_letter_id, row.entry_id, row.group, str(row.deliveries), row.error)
     console.print(table)
+
+
+def _register_rebalance() -> None:
+    from tradepulse.portfolio.cli import rebalance_command
+
+    app.command("rebalance")(rebalance_command)
+
+
+_register_rebalance()
 
 
 def main() -> None:

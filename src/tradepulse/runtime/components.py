@@ -11,6 +11,7 @@ from collections.abc import Callable
 from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
 from tradepulse.runtime.market import MarketState, SimulatedFeed
+from tradepulse.runtime.signals import make_signal_component
 from tradepulse.runtime.tick_writer import TickWriter
 
 ComponentFactory = Callable[[Settings], Component | None]
@@ -19,5 +20,6 @@ ComponentFactory = Callable[[Settings], Component | None]
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
     lambda settings: TickWriter(settings.tickstore) if settings.tickstore.enabled else None,
+    make_signal_component,
     lambda settings: SimulatedFeed(),
 ]
