@@ -134,6 +134,14 @@ def run(
         for stage, p in stages.items():
             lat.add_row(stage, *(f"{p[k]:.3f}" for k in ("p50", "p95", "p99", "p99.9")))
         console.print(lat)
+    parts = Table(title="components")
+    for column in ("component", "what", "value"):
+        parts.add_column(column, justify="right" if column == "value" else "left")
+    for name, rows in summary.components.items():
+        for label, value in rows:
+            parts.add_row(name, label, value)
+    if parts.row_count:
+        console.print(parts)
 
 
 @config_app.command("show")

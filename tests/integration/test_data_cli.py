@@ -151,3 +151,13 @@ def test_simulate_and_replay_onto_the_bus(tmp_path: Path, redis_url: str) -> Non
     finally:
         client.delete(stream)
         client.close()
+
+
+def test_the_embedded_runtime_stores_the_ticks_it_publishes(tmp_path: Path, sqlite_env: dict[str, str]) -> None:
+    env = {**sqlite_env, "TRADEPULSE_MARKET_TICK_RATE": "50", "TRADEPULSE_SIGNALS_ENABLED": "false"}
+    result = runner.invoke(app, ["run", "--duration", "1.5", "--no-panel"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "ticks stored" in result.stdout
+    code, out, _ = invoke(["data", "latest", "-f", "json"], sqlite_env)
+    assert code == 0
+    assert {r["symbol"] for r in json.loads(out)} == {"AAPL", "MSFT", "GOOG", "AMZN", "NVDA"}
