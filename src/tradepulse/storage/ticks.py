@@ -32,10 +32,6 @@ if TYPE_CHECKING:
     from tradepulse.config import DatabaseConfig
 
 
-class TickStoreError(Exception):
-    """Base of tick store errors."""
-
-
 @dataclass(frozen=True)
 class Checkpoint:
     """How far a stream writer got: saved atomically with the ticks it wrote, so redeliveries are skipped."""
@@ -168,7 +164,6 @@ __all__ = [
     "IngestRecord",
     "IngestedFile",
     "TickStore",
-    "TickStoreError",
     "bar_range",
     "entry_key",
     "open_tick_store",
