@@ -103,6 +103,10 @@ def simulate(
         float | None, typer.Option(help="Ticks per simulated second per symbol.", show_default=False)
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: market.seed).", show_default=False)] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="regime or random_walk (default: market.mode; see the simulator).", show_default=False),
+    ] = None,
     start: Annotated[
         str | None, typer.Option(help="Simulated start time (ISO 8601; default: now).", show_default=False)
     ] = None,
@@ -118,6 +122,7 @@ def simulate(
         "market.symbols": symbols.split(",") if symbols else None,
         "market.tick_rate": tick_rate,
         "market.seed": seed,
+        "market.mode": mode,
         "database.backend": backend,
     }
     if to == "bus":
@@ -131,7 +136,7 @@ def simulate(
     steps = min(s for s in (steps_by_count, steps_by_time) if s is not None)
     start_ns = _time(start, time.time_ns(), "UTC", "--start")
     sim = MarketSimulator(
-        market.symbols, seed=market.seed, start_price=market.start_price, volatility=market.volatility
+        market.symbols, seed=market.seed, start_price=market.start_price, volatility=market.volatility, mode=market.mode
     )
 
     async def main() -> tuple[int, str]:
