@@ -7,6 +7,7 @@ every entry at or before the saved position, so each tick is stored exactly once
 member per group (the default); several members of one group would each need their own position.
 
 A failed write fails the batch: the consumer retries it, and dead-letters it after ``bus.max_deliveries``.
+A new group starts at the beginning of the stream, so what the stream still retains (``bus.maxlen``) is stored.
 """
 
 from __future__ import annotations

@@ -160,24 +160,57 @@ class PostgresTickStore:
         )
 
     async def _merge_partials(self, conn: asyncpg.Connection, p: MinutePartials) -> None:
-        columns = [
-            Column("symbol", "text", p.symbol_idx, p.symbols),
-            Column("bucket", "timestamptz", p.bucket_us),
-            Column("open", "float8", p.open),
-            Column("high", "float8", p.high),
-            Column("low", "float8", p.low),
-            Column("close", "float8", p.close),
-            *_sum_columns("v", p.volume),
-            *_sum_columns("t", p.turnover),
-            Column("trades", "int8", p.trades),
-            Column("first_time", "timestamptz", p.first_us),
-            Column("first_seq", "int8", p.first_seq),
-            Column("last_time", "timestamptz", p.last_us),
-            Column("last_seq", "int8", p.last_seq),
+        await conn.execute(sql.ROLLUP_LOCK)
+        present = np.unique(p.symbol_idx)
+        latest = dict(await conn.fetch(sql.LATEST_MINUTES, [p.symbols[i] for i in present.tolist()]))
+        # per partial, the latest stored minute of its symbol (-inf: no ticks yet)
+        floor = np.array([latest.get(name, np.iinfo(np.int64).min) for name in p.symbols], dtype=np.int64)
+        v_small, v_ok = p.volume.small()
+        t_small, t_ok = p.turnover.small()
+        fresh = (p.bucket_us > floor[p.symbol_idx]) & v_ok & t_ok
+        if fresh.any():
+            rows = np.flatnonzero(fresh)
+            direct = [
+                Column("symbol", "text", p.symbol_idx[rows], p.symbols),
+                Column("bucket", "timestamptz", p.bucket_us[rows]),
+                Column("open", "float8", p.open[rows]),
+                Column("high", "float8", p.high[rows]),
+                Column("low", "float8", p.low[rows]),
+                Column("close", "float8", p.close[rows]),
+                Column("volume_m", "int8", v_small[rows]),
+                Column("volume_e", "int4", p.volume.e[rows]),
+                Column("turnover_m", "int8", t_small[rows]),
+                Column("turnover_e", "int4", p.turnover.e[rows]),
+                Column("trades", "int8", p.trades[rows]),
+                Column("first_time", "timestamptz", p.first_us[rows]),
+                Column("first_seq", "int8", p.first_seq[rows]),
+                Column("last_time", "timestamptz", p.last_us[rows]),
+                Column("last_seq", "int8", p.last_seq[rows]),
+            ]
+            await conn.copy_to_table(
+                "ohlc_1min", source=_aiter(copy_stream(direct)), columns=sql.OHLC_COPY_COLUMNS, format="binary"
+            )
+        if fresh.all():
+            return
+        rows = np.flatnonzero(~fresh)
+        staged = [
+            Column("symbol", "text", p.symbol_idx[rows], p.symbols),
+            Column("bucket", "timestamptz", p.bucket_us[rows]),
+            Column("open", "float8", p.open[rows]),
+            Column("high", "float8", p.high[rows]),
+            Column("low", "float8", p.low[rows]),
+            Column("close", "float8", p.close[rows]),
+            *_sum_columns("v", p.volume, rows),
+            *_sum_columns("t", p.turnover, rows),
+            Column("trades", "int8", p.trades[rows]),
+            Column("first_time", "timestamptz", p.first_us[rows]),
+            Column("first_seq", "int8", p.first_seq[rows]),
+            Column("last_time", "timestamptz", p.last_us[rows]),
+            Column("last_seq", "int8", p.last_seq[rows]),
         ]
         await conn.execute(sql.STAGE)
         await conn.copy_to_table(
-            "tp_ohlc_stage", source=_aiter(copy_stream(columns)), columns=[c.name for c in columns], format="binary"
+            "tp_ohlc_stage", source=_aiter(copy_stream(staged)), columns=[c.name for c in staged], format="binary"
         )
         await conn.execute(sql.MERGE_STAGE)
 
@@ -326,16 +359,17 @@ class PostgresTickStore:
         return [IngestedFile(*r) for r in rows]
 
 
-def _sum_columns(prefix: str, sums: ExactSums) -> list[Column]:
-    """Exact sums as staging columns: the mantissa as int8, or (rarely, beyond 64 bits) as text; the exponent."""
+def _sum_columns(prefix: str, sums: ExactSums, rows: npt.NDArray[np.intp]) -> list[Column]:
+    """Exact sums of ``rows`` as staging columns: the mantissa as int8, or (beyond 64 bits) as text; the exponent."""
     small, ok = sums.small()
+    small, ok = small[rows], ok[rows]
     big = np.flatnonzero(~ok)
-    index = np.full(len(small), -1, dtype=np.int64)
+    index = np.full(len(rows), -1, dtype=np.int64)
     index[big] = np.arange(len(big))
     return [
         Column(f"{prefix}m", "int8", small),
-        Column(f"{prefix}big", "text", index, tuple(str(sums.mantissa(int(g))) for g in big)),
-        Column(f"{prefix}e", "int4", sums.e),
+        Column(f"{prefix}big", "text", index, tuple(str(sums.mantissa(int(rows[g]))) for g in big)),
+        Column(f"{prefix}e", "int4", sums.e[rows]),
     ]
 
 

@@ -69,24 +69,30 @@ ON CONFLICT (symbol, bucket) DO UPDATE SET
 OHLC_COLUMNS = """symbol, bucket, open, high, low, close, volume_m, volume_big, volume_e,
                    turnover_m, turnover_big, turnover_e, trades, first_time, first_seq, last_time, last_seq"""
 
-#: Merge the staged partials. Merges are serialised by a transaction-level advisory lock (the ticks' COPY before
-#: it still runs in parallel), which makes the cheap path safe: a partial for a minute after its symbol's latest
-#: stored tick cannot meet an existing row, nor one another writer is inserting, so it is a plain INSERT; only
-#: partials at or before that minute (late ticks, batch boundaries) take the slower INSERT ... ON CONFLICT.
+#: Rollup merges are serialised by this transaction-level lock (the ticks' COPY before it still runs in
+#: parallel). Under it, a partial for a minute after its symbol's latest stored tick (``LATEST_MINUTES``, read
+#: after the lock, in a new snapshot) can neither meet an existing row nor one another writer is inserting, so
+#: those partials are COPYed straight into ohlc_1min; only the rest (late ticks, batch boundaries) are staged
+#: and merged with INSERT ... ON CONFLICT.
+ROLLUP_LOCK = "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.ohlc_1min'))"
+
+LATEST_MINUTES = f"""
+SELECT symbol, {us("date_bin('1 minute', time, timestamptz 'epoch')")} FROM market_latest WHERE symbol = ANY($1::text[])
+"""
+
+#: the columns a partial is COPYed into ohlc_1min with (the *_big columns stay NULL: those partials are staged)
+OHLC_COPY_COLUMNS = (
+    "symbol", "bucket", "open", "high", "low", "close", "volume_m", "volume_e", "turnover_m", "turnover_e",
+    "trades", "first_time", "first_seq", "last_time", "last_seq",
+)  # fmt: skip
+
 MERGE_STAGE = f"""
-SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.ohlc_1min'));
-INSERT INTO ohlc_1min ({OHLC_COLUMNS})
-SELECT s.symbol, bucket, open, high, low, close, vm, vbig::numeric, ve, tm, tbig::numeric, te,
-       trades, first_time, first_seq, last_time, s.last_seq
-FROM tp_ohlc_stage s LEFT JOIN market_latest l ON l.symbol = s.symbol
-WHERE l.symbol IS NULL OR s.bucket > date_bin('1 minute', l.time, timestamptz 'epoch');
 INSERT INTO ohlc_1min AS o ({OHLC_COLUMNS})
-SELECT s.symbol, bucket, open, high, low, close, vm, vbig::numeric, ve, tm, tbig::numeric, te,
-       trades, first_time, first_seq, last_time, s.last_seq
-FROM tp_ohlc_stage s JOIN market_latest l ON l.symbol = s.symbol
-WHERE s.bucket <= date_bin('1 minute', l.time, timestamptz 'epoch')
-ORDER BY s.symbol, s.bucket
-{ON_CONFLICT_OHLC};
+SELECT symbol, bucket, open, high, low, close, vm, vbig::numeric, ve, tm, tbig::numeric, te,
+       trades, first_time, first_seq, last_time, last_seq
+FROM tp_ohlc_stage
+ORDER BY symbol, bucket  -- rows are locked in this order by every writer
+{ON_CONFLICT_OHLC}
 """
 
 UPSERT_LATEST = f"""
