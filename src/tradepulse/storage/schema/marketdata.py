@@ -181,8 +181,10 @@ SELECT
 FROM market_ticks
 GROUP BY bucket, symbol
 WITH NO DATA;
+-- start_offset NULL: every invalidated range is refreshed, so ingesting old files fills their bars too (the
+-- refresh only touches buckets whose ticks changed)
 SELECT add_continuous_aggregate_policy('ohlc_1min',
-    start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute');
+    start_offset => NULL, end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute');
 """
 
 
