@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-rebalance bench-ml lock clean help tools
+.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-rebalance bench-ml bench-marketdata lock clean help tools
 
 help:
 	@echo "make run        set up and run the platform embedded (in-process bus, SQLite, simulated market)"
@@ -44,7 +44,7 @@ test: lint typecheck tools
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
-bench: bench-bus bench-rebalance bench-ml
+bench: bench-bus bench-rebalance bench-ml bench-marketdata
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m benchmarks.bus_bench
@@ -54,6 +54,9 @@ bench-rebalance: $(STAMP)
 
 bench-ml: $(STAMP)
 	$(BIN)/python -m benchmarks.ml_bench
+
+bench-marketdata: $(STAMP)
+	$(BIN)/python -m benchmarks.marketdata_bench $(ARGS)
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; }

@@ -40,6 +40,15 @@ def _add_ml_commands() -> None:
 
 _add_ml_commands()
 
+
+def _add_data_commands() -> None:
+    from tradepulse.marketdata.cli import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_add_data_commands()
+
 console = Console()
 err = Console(stderr=True)
 
@@ -125,6 +134,14 @@ def run(
         for stage, p in stages.items():
             lat.add_row(stage, *(f"{p[k]:.3f}" for k in ("p50", "p95", "p99", "p99.9")))
         console.print(lat)
+    parts = Table(title="components")
+    for column in ("component", "what", "value"):
+        parts.add_column(column, justify="right" if column == "value" else "left")
+    for name, rows in summary.components.items():
+        for label, value in rows:
+            parts.add_row(name, label, value)
+    if parts.row_count:
+        console.print(parts)
 
 
 @config_app.command("show")

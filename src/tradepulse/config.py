@@ -150,6 +150,18 @@ class SignalsConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     accuracy_window: PositiveInt = 500
 
 
+class TickStoreConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The tick store (``database.backend`` chooses SQLite or PostgreSQL) and the writer feeding it."""
+
+    #: run the tick writer: consume the ``ticks`` stream into the store
+    enabled: bool = True
+    #: PostgreSQL: wait for the WAL flush at each commit; off, a server crash may lose the last moments of
+    #: ticks (never corrupting anything) and writes get cheaper
+    synchronous_commit: bool = True
+    #: the writer's consumer group on the ``ticks`` stream
+    group: str = "tick-store"
+
+
 class RuntimeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     #: panel refreshes per second
     panel_refresh_hz: PositiveFloat = 2.0
@@ -180,6 +192,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     market: MarketConfig = MarketConfig()
     ml: MLConfig = MLConfig()
     signals: SignalsConfig = SignalsConfig()
+    tickstore: TickStoreConfig = TickStoreConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
 

@@ -6,6 +6,7 @@ observations (ticks, bars) and model outputs are floats.
 
 from __future__ import annotations
 
+from tradepulse.domain.batch import BAR_INTERVALS, BarBatch, TickBatch, interval_seconds
 from tradepulse.domain.enums import (
     TERMINAL_STATUSES,
     Liquidity,
@@ -56,11 +57,13 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
 )
 
 __all__ = [
+    "BAR_INTERVALS",
     "MESSAGE_TYPES",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "Account",
     "Bar",
+    "BarBatch",
     "CancelOrder",
     "Fill",
     "Instrument",
@@ -87,7 +90,9 @@ __all__ = [
     "SignalAction",
     "SubmitOrder",
     "Tick",
+    "TickBatch",
     "TimeInForce",
+    "interval_seconds",
     "stage_durations",
     "stamp",
     "to_decimal",

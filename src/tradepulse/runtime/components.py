@@ -12,12 +12,14 @@ from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
 from tradepulse.runtime.market import MarketState, SimulatedFeed
 from tradepulse.runtime.signals import make_signal_component
+from tradepulse.runtime.tick_writer import TickWriter
 
 ComponentFactory = Callable[[Settings], Component | None]
 
 #: consumers first, so that they are listening before producers start
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
+    lambda settings: TickWriter(settings.tickstore) if settings.tickstore.enabled else None,
     make_signal_component,
     lambda settings: SimulatedFeed(),
 ]
