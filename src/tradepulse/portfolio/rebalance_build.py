@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from tradepulse.domain.money import ZERO
-from tradepulse.portfolio.rebalance_columns import MAX_COLUMN_DECIMALS, problem_from_columns
 from tradepulse.portfolio.rebalance_problem import (
     MAX_WEIGHT_DECIMALS,
     IntArray,
@@ -28,6 +27,7 @@ from tradepulse.portfolio.rebalance_problem import (
     Security,
     _dec,
 )
+from tradepulse.portfolio.rebalance_validate import MAX_COLUMN_DECIMALS, problem_from_columns
 
 Pairs = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
