@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-execution lock clean help
+.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-execution bench-rebalance bench-ml bench-marketdata lock clean help tools
 
 help:
 	@echo "make run        set up and run the platform embedded (in-process bus, SQLite, simulated market)"
@@ -35,13 +35,16 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not integration and not slow"
 
-test: lint typecheck
+tools:
+	@scripts/ensure-tools.sh
+
+test: lint typecheck tools
 	$(BIN)/pytest -q -m "not slow"
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
-bench: bench-bus bench-execution
+bench: bench-bus bench-execution bench-rebalance bench-ml bench-marketdata
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m benchmarks.bus_bench
@@ -49,6 +52,15 @@ bench-bus: $(STAMP)
 # client -> Redis -> engine process (simulated exchange, PostgreSQL ledger) -> report; BENCH_ARGS=--seconds 5 ...
 bench-execution: $(STAMP)
 	$(BIN)/python -m benchmarks.execution_bench $(BENCH_ARGS)
+
+bench-rebalance: $(STAMP)
+	$(BIN)/python tests/performance/rebalance_benchmark.py --size 1000 --runs 10 --scaling
+
+bench-ml: $(STAMP)
+	$(BIN)/python -m benchmarks.ml_bench
+
+bench-marketdata: $(STAMP)
+	$(BIN)/python -m benchmarks.marketdata_bench $(ARGS)
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; }

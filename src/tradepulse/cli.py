@@ -39,6 +39,26 @@ def _add_execution_apps() -> None:
 
 _add_execution_apps()
 
+
+def _add_ml_commands() -> None:
+    from tradepulse.ml.cli import models_app, signals, train
+
+    app.command("train")(train)
+    app.command("signals")(signals)
+    app.add_typer(models_app, name="models")
+
+
+_add_ml_commands()
+
+
+def _add_data_commands() -> None:
+    from tradepulse.marketdata.cli import data_app
+
+    app.add_typer(data_app, name="data")
+
+
+_add_data_commands()
+
 console = Console()
 err = Console(stderr=True)
 
@@ -134,6 +154,14 @@ def run(
         for stage, p in stages.items():
             lat.add_row(stage, *(f"{p[k]:.3f}" for k in ("p50", "p95", "p99", "p99.9")))
         console.print(lat)
+    parts = Table(title="components")
+    for column in ("component", "what", "value"):
+        parts.add_column(column, justify="right" if column == "value" else "left")
+    for name, rows in summary.components.items():
+        for label, value in rows:
+            parts.add_row(name, label, value)
+    if parts.row_count:
+        console.print(parts)
 
 
 @app.command()
@@ -202,6 +230,15 @@ def bus_dead_letters(
     for row in rows:
         table.add_row(row.dead_letter_id, row.entry_id, row.group, str(row.deliveries), row.error)
     console.print(table)
+
+
+def _register_rebalance() -> None:
+    from tradepulse.portfolio.cli import rebalance_command
+
+    app.command("rebalance")(rebalance_command)
+
+
+_register_rebalance()
 
 
 def main() -> None:

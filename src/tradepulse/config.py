@@ -109,6 +109,77 @@ class MarketConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     start_price: PositiveFloat = 100.0
     #: annualised volatility
     volatility: PositiveFloat = 0.3
+    #: "regime" (trending up / mean-reverting / trending down, learnable by design) or "random_walk" (iid
+    #: returns, nothing to learn); see tradepulse.marketdata.simulator
+    mode: Literal["regime", "random_walk"] = "regime"
+
+
+class MLConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Training, validation and the model registry (tradepulse.ml)."""
+
+    #: where trained models are stored (one directory per version) and which one is promoted
+    registry_dir: str = "var/models"
+    #: bar length the features and labels are computed on, simulated seconds (live bars use the same)
+    bar_seconds: PositiveFloat = 1.0
+    #: label horizon in bars, and the threshold in units of sigma * sqrt(horizon)
+    horizon_bars: PositiveInt = 10
+    threshold_k: PositiveFloat = 0.5
+    #: bars of one-bar returns behind the volatility that scales the threshold (known at t)
+    vol_window: PositiveInt = 30
+    labels: Literal["fixed_horizon", "triple_barrier"] = "fixed_horizon"
+    #: walk-forward folds over the held-out last test_fraction of the samples
+    n_splits: PositiveInt = 4
+    test_fraction: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5
+    #: samples dropped before each test fold on top of the purged label horizon
+    embargo_bars: NonNegativeInt = 10
+    #: sliding training window in samples; 0 = expanding
+    train_window: NonNegativeInt = 0
+    #: backtest cost per unit of position change, basis points
+    cost_bps: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    seed: int = 7
+    #: threads per model fit. 1 by measurement: on a busy 2-core machine OpenMP threads that spin-wait at
+    #: barriers made 10k-sample runs 3-5x slower and erratic; one thread was as fast when idle and steady
+    #: (inference always runs single-threaded)
+    n_jobs: PositiveInt = 1
+
+
+class SignalsConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The live signal service: ticks -> bars -> features -> model -> signals -> order requests."""
+
+    enabled: bool = True
+    strategy_id: str = "ml"
+    #: "onnx" (ONNX Runtime, single thread) with the native model as fallback, or "native"
+    inference: Literal["onnx", "native"] = "onnx"
+    #: BUY/SELL signals below this confidence produce no order
+    min_confidence: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.6
+    #: simulated seconds after an order during which a symbol gets no new order
+    cooldown_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    sizing: Literal["fixed_quantity", "fixed_notional", "volatility_target"] = "fixed_quantity"
+    quantity: PositiveFloat = 100.0
+    notional: PositiveFloat = 10_000.0
+    #: volatility_target: currency risked per order over the label horizon (qty = risk / (price * sigma_h))
+    risk_per_order: PositiveFloat = 100.0
+    #: the signed position (from this service's own orders) is kept within +-max_position per symbol
+    max_position: PositiveFloat = 1_000.0
+    #: shares/units are rounded down to this lot
+    lot_size: PositiveFloat = 1.0
+    #: with no promoted model: "train" a small one on simulator data in the background, or "skip" the service
+    bootstrap: Literal["train", "skip"] = "train"
+    bootstrap_samples: PositiveInt = 4_000
+    #: labels mature after horizon_bars; the model_accuracy gauge is the accuracy over the last this many
+    accuracy_window: PositiveInt = 500
+
+
+class TickStoreConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The tick store (``database.backend`` chooses SQLite or PostgreSQL) and the writer feeding it."""
+
+    #: run the tick writer: consume the ``ticks`` stream into the store
+    enabled: bool = True
+    #: PostgreSQL: wait for the WAL flush at each commit; off, a server crash may lose the last moments of
+    #: ticks (never corrupting anything) and writes get cheaper
+    synchronous_commit: bool = True
+    #: the writer's consumer group on the ``ticks`` stream
+    group: str = "tick-store"
 
 
 class InstrumentSpec(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -179,8 +250,9 @@ class VenueConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True
     #: paper broker slippage: fixed basis points plus ``impact_bps`` per quoted size traded
     slippage_bps: NonNegativeDecimal = Decimal(1)
     impact_bps: NonNegativeDecimal = Decimal(5)
-    #: the venue's durable journal (survives a crash of the process hosting it); "" keeps the venue in memory
-    journal_dir: str = "var/venue"
+    #: where the venue's durable journal lives (it survives a crash of the process hosting the venue): "auto" is
+    #: beside the SQLite ledger file, or var/venue with PostgreSQL; "" keeps the venue in memory only
+    journal_dir: str = "auto"
     #: fsync the journal on every batch (survives power loss too, at a cost); off survives process crashes
     journal_fsync: bool = False
     #: seconds after midnight UTC at which DAY orders expire (-1 = never, e.g. a 24/7 simulation)
@@ -225,17 +297,38 @@ class RuntimeConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     panel_refresh_hz: PositiveFloat = 2.0
 
 
+class RebalanceConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Defaults of ``tradepulse rebalance`` (each is also a command-line flag). Amounts are in the account
+    currency, bands and turnover are fractions (0.02 = 2 %); 0 turns a band or the turnover cap off."""
+
+    drift_abs: Decimal = Decimal(0)
+    drift_rel: Decimal = Decimal(0)
+    min_trade_notional: Decimal = Decimal(0)
+    cash_buffer: Decimal = Decimal(0)
+    max_turnover: Decimal = Decimal(0)
+    fee_per_order: Decimal = Decimal(0)
+    fee_rate: Decimal = Decimal(0)
+    fee_precision: Decimal = Decimal("0.01")
+    fractional_step: Decimal = Decimal("0.0001")
+    strategy_id: str = "rebalance"
+    account_id: str = "default"
+
+
 class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     bus: BusConfig = BusConfig()
     redis: RedisConfig = RedisConfig()
     database: DatabaseConfig = DatabaseConfig()
     market: MarketConfig = MarketConfig()
+    ml: MLConfig = MLConfig()
+    signals: SignalsConfig = SignalsConfig()
+    tickstore: TickStoreConfig = TickStoreConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     instruments: InstrumentsConfig = InstrumentsConfig()
     risk: RiskConfig = RiskConfig()
     venue: VenueConfig = VenueConfig()
     execution: ExecutionConfig = ExecutionConfig()
+    rebalance: RebalanceConfig = RebalanceConfig()
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -142,3 +142,22 @@ async def test_a_crash_after_the_venue_filled_is_booked_on_restart(harness: Engi
     assert venue_fills == booked
     assert len(booked) == 1
     await client.close()
+
+
+async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: Path) -> None:
+    bus = MemoryTransport()
+    h = EngineHarness(settings_for(tmp_path, execution={"max_batch": 1, "max_in_flight_batches": 8}), bus)
+    await h.start()
+    await h.ticks(tick("AAA", 100.0))
+    client = await client_for(bus, h.settings)
+    cmds = [order("AAA", Side.BUY, 3) for _ in range(5)]
+    results = await client.submit_many([c for c in cmds for _ in range(6)])
+    assert not [r for r in results if isinstance(r, BaseException)]
+    await h.quiet()
+    assert h.venue is not None
+    assert h.venue.fills == 5
+    assert h.store is not None
+    assert await verify(h.store, "default") == []
+    await client.close()
+    await h.stop()
+    await bus.close()

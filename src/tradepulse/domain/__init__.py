@@ -6,6 +6,7 @@ observations (ticks, bars) and model outputs are floats.
 
 from __future__ import annotations
 
+from tradepulse.domain.batch import BAR_INTERVALS, BarBatch, TickBatch, interval_seconds
 from tradepulse.domain.enums import (
     TERMINAL_STATUSES,
     Liquidity,
@@ -61,12 +62,14 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
 )
 
 __all__ = [
+    "BAR_INTERVALS",
     "MESSAGE_TYPES",
     "TERMINAL_EVENT_KINDS",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "Account",
     "Bar",
+    "BarBatch",
     "CancelOrder",
     "ExecutionReport",
     "Fill",
@@ -96,8 +99,10 @@ __all__ = [
     "SignalAction",
     "SubmitOrder",
     "Tick",
+    "TickBatch",
     "TimeInForce",
     "TradingState",
+    "interval_seconds",
     "is_terminal_item",
     "stage_durations",
     "stamp",

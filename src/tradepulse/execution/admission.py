@@ -173,6 +173,8 @@ class Admission:
         self.in_flight: dict[int, _InFlight] = {}
         self._next_batch = 0
         self.writer = LedgerWriter(store, state)
+        #: client order ids being admitted by a batch in flight (a copy in another batch waits for its outcome)
+        self._admitting: dict[str, asyncio.Future[None]] = {}
 
     def reserved_in_flight(self) -> Iterator[tuple[SubmitOrder, RiskDecision]]:
         """Yield the accepted orders of batches whose ledger write is still pending (their reservations live only
@@ -217,6 +219,7 @@ class Admission:
         fresh: list[SubmitOrder] = []
         again: list[SubmitOrder] = []
         seen: set[str] = set()
+        elsewhere: list[asyncio.Future[None]] = []
         for cmd in submits:
             state.counters.received += 1
             coid = cmd.client_order_id
@@ -229,15 +232,31 @@ class Admission:
                 state.counters.duplicates += 1
                 replies.append(_snapshot(known, {**cmd.stamps, "consume": now}))
                 continue
+            busy = self._admitting.get(coid)
+            if busy is not None:  # the same id is being admitted by a batch still in flight: take its outcome
+                elsewhere.append(busy)
+                again.append(cmd)
+                continue
             fresh.append(cmd)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for cmd in fresh:
+            self._admitting[cmd.client_order_id] = done
         refused: set[str] = set()
-        if fresh:
-            if state.ledger_ok:
-                refused = await self._admit(fresh, now, replies)
-            else:
-                refused = {cmd.client_order_id for cmd in fresh}
-                self._refuse(fresh, now, replies, "the ledger is unavailable: new orders are refused (fail closed)")
-        for cmd in again:  # the same id twice in one batch: the second copy gets the first one's outcome
+        try:
+            if fresh:
+                if state.ledger_ok:
+                    refused = await self._admit(fresh, now, replies)
+                else:
+                    refused = {cmd.client_order_id for cmd in fresh}
+                    self._refuse(fresh, now, replies, "the ledger is unavailable: new orders are refused (fail closed)")
+        finally:
+            for cmd in fresh:
+                if self._admitting.get(cmd.client_order_id) is done:
+                    del self._admitting[cmd.client_order_id]
+            done.set_result(None)
+        if elsewhere:
+            await asyncio.wait(elsewhere)
+        for cmd in again:  # the same id twice in flight: the later copy gets the first one's outcome
             state.counters.duplicates += 1
             known = self._known(cmd.client_order_id)
             if known is not None:

@@ -51,3 +51,11 @@ MODEL_ACCURACY = Gauge(
     "Accuracy of the live model's signals on labels that have matured (the seed's LowModelAccuracy alert).",
     ["model_version"],
 )
+
+TICKS_STORED = Counter("ticks_stored_total", "Ticks written to the tick store by the tick writer.")
+
+TICK_STORE_WRITE_LATENCY = Histogram(
+    "tick_store_write_milliseconds",
+    "Time to write one batch of ticks to the tick store (one transaction).",
+    buckets=MS_BUCKETS,
+)

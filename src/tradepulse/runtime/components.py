@@ -12,6 +12,8 @@ from tradepulse.config import Settings
 from tradepulse.runtime.component import Component
 from tradepulse.runtime.execution import DemoTrader, ExecutionComponent
 from tradepulse.runtime.market import MarketState, SimulatedFeed
+from tradepulse.runtime.signals import make_signal_component
+from tradepulse.runtime.tick_writer import TickWriter
 
 ComponentFactory = Callable[[Settings], Component | None]
 
@@ -19,6 +21,8 @@ ComponentFactory = Callable[[Settings], Component | None]
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
     lambda settings: ExecutionComponent(),
+    lambda settings: TickWriter(settings.tickstore) if settings.tickstore.enabled else None,
+    make_signal_component,
     lambda settings: SimulatedFeed(),
     lambda settings: (
         DemoTrader(float(settings.execution.demo_orders_per_s)) if settings.execution.demo_orders_per_s > 0 else None

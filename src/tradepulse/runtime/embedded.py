@@ -123,6 +123,7 @@ class EmbeddedRuntime:
                 for stage, hist in [*rec.stages.items(), ("total", rec.total)]
             }
             for pipeline, rec in self.ctx.latency.items()
+            if rec.total.count
         }
         return RunSummary(
             seconds=time.monotonic() - self._started,

@@ -29,7 +29,9 @@ class SimulatedFeed:
 
     async def start(self, ctx: RuntimeContext) -> None:
         cfg = ctx.settings.market
-        self._sim = MarketSimulator(cfg.symbols, seed=cfg.seed, start_price=cfg.start_price, volatility=cfg.volatility)
+        self._sim = MarketSimulator(
+            cfg.symbols, seed=cfg.seed, start_price=cfg.start_price, volatility=cfg.volatility, mode=cfg.mode
+        )
         self._task = ctx.spawn(self._run(ctx), "market-feed")
 
     async def _run(self, ctx: RuntimeContext) -> None:
@@ -42,7 +44,10 @@ class SimulatedFeed:
         while True:
             ts_ns = ctx.clock.time_ns() if cfg.speed == 1.0 else sim_start_ns + steps * dt_ns
             ticks = self._sim.step(ts_ns, dt_sim)
-            await ctx.bus.publish_many(TICKS, ticks)
+            # "market" marks when a tick leaves the market stage, i.e. now, after it was generated: the time the
+            # simulator spends computing a step is not bus latency
+            now = time.time_ns()
+            await ctx.bus.publish_many(TICKS, [stamp(t, "market", now) for t in ticks])
             self.published += len(ticks)
             steps += 1
             if cfg.speed == 0:

@@ -36,8 +36,12 @@ def make_broker(settings: Settings, instruments: InstrumentRegistry, clock: Cloc
     """Return the broker ``settings.execution.broker`` names, journaling under ``settings.venue.journal_dir``."""
     name = venue_name(settings)
     journal = None
-    if settings.venue.journal_dir:
-        journal = Path(settings.venue.journal_dir) / f"{name.replace(':', '-')}.journal"
+    directory = settings.venue.journal_dir
+    if directory == "auto":
+        db = settings.database
+        directory = str(Path(db.sqlite_path).parent / "venue") if db.backend == "sqlite" else "var/venue"
+    if directory:
+        journal = Path(directory) / f"{name.replace(':', '-')}.journal"
     cls = SimulatedExchange if settings.execution.broker == "simulated" else PaperBroker
     return cls(name, instruments, settings.venue, journal=journal, clock=clock)
 
