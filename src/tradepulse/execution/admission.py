@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,7 @@ class Admission:
         #: batches between risk decisions and the ledger's answer, by arrival number
         self.in_flight: dict[int, _InFlight] = {}
         self._next_batch = 0
+        self._rng = random.Random()  # noqa: S311 - back-off jitter, not security
         self.writer = LedgerWriter(store, state)
         #: client order ids being admitted by a batch in flight (a copy in another batch waits for its outcome)
         self._admitting: dict[str, asyncio.Future[None]] = {}
@@ -345,6 +347,8 @@ class Admission:
                 earlier = [f.done for n, f in self.in_flight.items() if n < number]
                 if earlier:
                     await asyncio.wait(earlier)
+                # engines racing for one account back off by a random, growing pause, so that one of them wins
+                await asyncio.sleep(self._rng.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
                 await self.reload(involved)
             raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
         finally:
