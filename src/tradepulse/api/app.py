@@ -38,12 +38,13 @@ from tradepulse import __version__
 from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware
 from tradepulse.api.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
 from tradepulse.api.metrics import MetricsMiddleware, metrics
-from tradepulse.api.routes import health
+from tradepulse.api.routes import health, ws
 from tradepulse.api.services import Services, open_services
 from tradepulse.config import Settings
 
 ROUTERS: list[Router] = [
     health.router,
+    ws.router,
 ]
 
 #: parameters Litestar fills from the request itself, never from the query string

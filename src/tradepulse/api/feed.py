@@ -107,7 +107,18 @@ class Subscriber:
     one that would not fit cuts the subscriber off instead (see the module docstring).
     """
 
-    __slots__ = ("_feed", "_queue", "_wake", "account_id", "closed", "delivered", "peak", "queue_max", "topics")
+    __slots__ = (
+        "_ended",
+        "_feed",
+        "_queue",
+        "_wake",
+        "account_id",
+        "closed",
+        "delivered",
+        "peak",
+        "queue_max",
+        "topics",
+    )
 
     def __init__(self, feed: LiveFeed, account_id: str, queue_max: int) -> None:
         if queue_max < 1:
@@ -117,6 +128,7 @@ class Subscriber:
         self.queue_max = queue_max
         self._queue: deque[str] = deque()
         self._wake = asyncio.Event()
+        self._ended = asyncio.Event()
         #: (channel, symbol) pairs subscribed to; symbol may be ``*``
         self.topics: set[tuple[str, str]] = set()
         #: why the stream ended (None while it runs)
@@ -148,6 +160,13 @@ class Subscriber:
             self.closed = reason
         self._queue.clear()
         self._wake.set()
+        self._ended.set()
+
+    async def ended(self) -> FeedError:
+        """Wait until the stream has ended; return why."""
+        await self._ended.wait()
+        assert self.closed is not None
+        return self.closed
 
     async def next(self, max_frames: int = 256) -> list[str]:
         """Return the frames queued (at least one, at most ``max_frames``), waiting for one if none is.
@@ -188,6 +207,8 @@ class FeedStats:
     entries: int = 0
     frames: int = 0
     slow_consumers: int = 0
+    #: the most frames any subscriber has had queued at once (never above its queue_max)
+    peak_queued: int = 0
     #: order events that name no account (from an engine older than the field): shown to nobody
     unrouted: int = 0
     outages: int = 0
@@ -274,6 +295,7 @@ class LiveFeed:
 
     def detach(self, sub: Subscriber) -> None:
         """Remove ``sub`` from the feed (its connection ended); idempotent."""
+        self.stats.peak_queued = max(self.stats.peak_queued, sub.peak)
         for channel, symbol in list(sub.topics):
             self._drop(sub, channel, symbol)
         self._subscribers.discard(sub)
@@ -282,6 +304,7 @@ class LiveFeed:
 
     def _cut_off(self, sub: Subscriber, reason: FeedError) -> None:
         self.stats.slow_consumers += 1
+        self.stats.peak_queued = max(self.stats.peak_queued, sub.peak)
         log.info("live feed: cut off a subscriber of account %s: %s", sub.account_id, reason)
         for channel, symbol in list(sub.topics):
             self._drop(sub, channel, symbol)

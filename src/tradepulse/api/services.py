@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from litestar.di import NamedDependency
 
 from tradepulse.api.auth import KeyCache
+from tradepulse.api.feed import LiveFeed
 from tradepulse.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tradepulse.api.signal_board import SignalBoard
 from tradepulse.bus import Transport, make_transport
@@ -42,8 +42,8 @@ class Services:
     limiter: RateLimiter
     signals: SignalBoard
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(5.0))
-    #: the WebSocket fan-out (api/feed.py, helper C); None until it is started
-    feed: Any = None
+    #: the WebSocket fan-out (one reader per stream per process; readers start with the first subscriber)
+    feed: LiveFeed | None = None
 
 
 #: how a handler asks for the services: ``async def handler(services: ServicesDep) -> ...``
@@ -79,6 +79,8 @@ async def open_services(settings: Settings, *, bus: Transport | None = None) -> 
         board = SignalBoard(bus, history=settings.api.signals_history, cache_s=settings.api.signals_cache_s)
         await board.start()
         stack.push_async_callback(board.close)
+        feed = LiveFeed(bus, queue_max=settings.api.ws_queue_max, block_ms=settings.bus.block_ms)
+        stack.push_async_callback(feed.close)
         yield Services(
             settings=settings,
             bus=bus,
@@ -90,6 +92,7 @@ async def open_services(settings: Settings, *, bus: Transport | None = None) -> 
             limiter=make_limiter(settings, bus),
             signals=board,
             key_cache=KeyCache(settings.api.key_cache_s),
+            feed=feed,
         )
 
 
