@@ -38,12 +38,16 @@ from tradepulse import __version__
 from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware
 from tradepulse.api.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
 from tradepulse.api.metrics import MetricsMiddleware, metrics
-from tradepulse.api.routes import health, ws
+from tradepulse.api.routes import health, market, models, risk, signals, ws
 from tradepulse.api.services import Services, open_services
 from tradepulse.config import Settings
 
 ROUTERS: list[Router] = [
     health.router,
+    signals.router,
+    market.router,
+    models.router,
+    risk.router,
     ws.router,
 ]
 
@@ -51,6 +55,7 @@ ROUTERS: list[Router] = [
 _RESERVED = {"request", "state", "scope", "headers", "cookies", "query", "data", "socket", "body"}
 
 _ERRORS = {
+    400: ResponseSpec(ErrorBody, description="The request is malformed (e.g. the body is not valid JSON)."),
     401: ResponseSpec(ErrorBody, description="No API key, or an invalid or revoked one."),
     403: ResponseSpec(ErrorBody, description="The key's scope does not allow this."),
     413: ResponseSpec(ErrorBody, description="The request body is larger than allowed."),
@@ -58,7 +63,7 @@ _ERRORS = {
     429: ResponseSpec(ErrorBody, description="The key's rate limit is exceeded; retry after `Retry-After` seconds."),
     503: ResponseSpec(ErrorBody, description="A service the request needs (key store, bus, database) is down."),
 }
-_PUBLIC_ERRORS = {422: _ERRORS[422]}
+_PUBLIC_ERRORS = {400: _ERRORS[400], 422: _ERRORS[422]}
 
 
 def _services(state: State) -> Services:

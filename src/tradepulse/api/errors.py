@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 log = logging.getLogger("tradepulse.api")
@@ -136,4 +137,15 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Exception: internal_error_handler,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "ApiError", "ErrorBody", "ErrorDetail", "error_response", "field_from_msgspec"]
+#: the OpenAPI description of a 404, for handlers that look something up: ``@get(..., responses=NOT_FOUND)``
+NOT_FOUND = {404: ResponseSpec(ErrorBody, description="Not found.")}
+
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "NOT_FOUND",
+    "ApiError",
+    "ErrorBody",
+    "ErrorDetail",
+    "error_response",
+    "field_from_msgspec",
+]

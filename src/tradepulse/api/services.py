@@ -8,7 +8,9 @@ order on exit. The embedded runtime passes its own bus (``bus=``), which is then
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -18,7 +20,7 @@ from tradepulse.api.auth import KeyCache
 from tradepulse.api.feed import LiveFeed
 from tradepulse.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tradepulse.api.signal_board import SignalBoard
-from tradepulse.bus import Transport, make_transport
+from tradepulse.bus import BusUnavailable, Transport, make_transport
 from tradepulse.client import OrderClient
 from tradepulse.config import Settings
 from tradepulse.ml.registry import ModelRegistry
@@ -26,6 +28,8 @@ from tradepulse.storage import make_ledger_store
 from tradepulse.storage.keys import KeyStore, make_key_store
 from tradepulse.storage.ledger_store import LedgerStore
 from tradepulse.storage.ticks import TickStore, open_tick_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,6 +62,36 @@ def make_limiter(settings: Settings, bus: Transport) -> RateLimiter:
     return MemoryRateLimiter(settings.api.rate_per_s, settings.api.rate_burst)
 
 
+async def _start_order_client(orders: OrderClient) -> asyncio.Task[None] | None:
+    """Start ``orders``; with the bus down, keep trying in the background (and return that task), so the API comes
+    up and reports itself not ready instead of failing to start. Until then ``orders.submit`` raises RuntimeError.
+    """
+    try:
+        await orders.start()
+        return None
+    except BusUnavailable as exc:
+        log.warning("API: the bus is unavailable at start (%s); the order client starts when it is back", exc)
+
+    async def retry() -> None:
+        delay = 0.1
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await orders.start()
+                log.info("API: the order client started")
+                return
+            except BusUnavailable:
+                delay = min(delay * 2, 2.0)
+
+    return asyncio.get_running_loop().create_task(retry(), name="api-order-client-start")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings, *, bus: Transport | None = None) -> AsyncIterator[Services]:
     """Open every service the API uses; close them on exit (a passed-in ``bus`` is left open)."""
@@ -74,8 +108,10 @@ async def open_services(settings: Settings, *, bus: Transport | None = None) -> 
         await keys.open()
         stack.push_async_callback(keys.close)
         orders = OrderClient(bus, partitions=settings.bus.order_partitions)
-        await orders.start()
+        starter = await _start_order_client(orders)
         stack.push_async_callback(orders.close)
+        if starter is not None:
+            stack.push_async_callback(_cancel, starter)
         board = SignalBoard(bus, history=settings.api.signals_history, cache_s=settings.api.signals_cache_s)
         await board.start()
         stack.push_async_callback(board.close)

@@ -6,6 +6,7 @@ import asyncio
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.openapi import ResponseSpec
 
 from tradepulse.api.services import ServicesDep
 
@@ -50,7 +51,7 @@ async def _check(name: str, probe: asyncio.Future[None] | asyncio.Task[None]) ->
     "/ready",
     opt={"exclude_from_auth": True},
     summary="Readiness",
-    responses={},
+    responses={503: ResponseSpec(Readiness, description="A dependency is down (the failing check says which).")},
 )
 async def ready(services: ServicesDep) -> Response[Readiness]:
     """200 when the bus and the database answer; 503 naming what is down otherwise."""
