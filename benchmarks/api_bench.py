@@ -165,7 +165,7 @@ async def start_server(name: str, workers: int, env: dict[str, str], port: int, 
             if process.poll() is not None:
                 raise SystemExit(f"the {name} server exited with {process.returncode}: see {log}")
             try:
-                async with session.get(f"{server.url}/api/v1/health/ready") as r:
+                async with session.get(f"{server.url}/api/v1/ready") as r:
                     if r.status == 200:
                         return server
             except aiohttp.ClientError:
@@ -269,13 +269,13 @@ def print_table(results: list[Result]) -> None:
     from rich.table import Table
 
     table = Table(title="API latency from the intended send time (open loop)")
-    for column in ("server", "scenario", "rate/s", "sent/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "cpu s"):
+    for column in ("server", "route", "rate/s", "sent/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "cpu s"):
         table.add_column(column, justify="left" if column in ("server", "scenario") else "right")
     for r in results:
         row = r.row()
         table.add_row(
             r.server,
-            LABELS[r.scenario],
+            r.scenario,
             f"{r.rate:,.0f}",
             f"{r.achieved:,.0f}",
             f"{row['p50_ms']:.2f}",
