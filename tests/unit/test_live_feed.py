@@ -222,6 +222,27 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_and_its_queue_never_exc
     await feed.close()
 
 
+async def test_a_subscriber_that_keeps_up_survives_a_burst_larger_than_its_queue(bus: MemoryTransport) -> None:
+    feed = LiveFeed(bus, block_ms=50, queue_max=100, read_count=1_000)
+    sub = feed.attach("a")
+    await feed.subscribe(sub, ["quotes"], ["*"])
+    received = 0
+
+    async def drain() -> None:
+        nonlocal received
+        while True:
+            received += len(await sub.next())
+
+    drainer = asyncio.ensure_future(drain())
+    await bus.publish_many(TICKS, [tick("AAPL", 100.0 + i / 100) for i in range(1_000)])  # one read of 1,000
+    await until(lambda: received == 1_000 or sub.closed is not None, 2, "the burst was delivered")
+    drainer.cancel()
+    assert sub.closed is None
+    assert received == 1_000
+    assert sub.peak <= feed.dispatch_chunk
+    await feed.close()
+
+
 async def test_bad_channels_and_symbols_are_refused_with_the_name(bus: MemoryTransport) -> None:
     feed = LiveFeed(bus)
     sub = feed.attach("a")

@@ -231,6 +231,8 @@ class LiveFeed:
         self.queue_max = queue_max
         self.block_ms = block_ms
         self.read_count = read_count
+        #: entries dispatched between two turns of the event loop
+        self.dispatch_chunk = 64
         self.stats = FeedStats()
         self._closed = False
         #: (channel, account or "", symbol or "*") -> subscribers
@@ -370,7 +372,14 @@ class LiveFeed:
             if deliveries:
                 reader.read += len(deliveries)
                 self.stats.entries += len(deliveries)
-                self.dispatch(deliveries)
+                # a burst is handed out in slices with a turn of the event loop between them, so that the
+                # senders drain their queues as it arrives: a subscriber that keeps up survives a burst larger
+                # than its queue; one that does not is cut off
+                chunk = self.dispatch_chunk
+                for start in range(0, len(deliveries), chunk):
+                    if start:
+                        await asyncio.sleep(0)
+                    self.dispatch(deliveries[start : start + chunk])
 
     # -- routing ----------------------------------------------------------------------------------------------
 
