@@ -51,10 +51,10 @@ from tradepulse.api.trading_models import (
 )
 from tradepulse.bus import BusUnavailable
 from tradepulse.client import OrderClient, OrderResult, OrderTimeout, Wait
+from tradepulse.client import fold_order as fold
 from tradepulse.config import Settings
 from tradepulse.domain import (
     Fill,
-    InvalidTransition,
     Order,
     OrderStatus,
     OrderType,
@@ -127,20 +127,6 @@ def _check_number(value: Decimal | None, field: str) -> None:
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
         raise InvalidRequest(f"at most {MAX_DECIMALS} decimals, got {value}", field=field)
-
-
-def fold(start: Order, events: Sequence[Any]) -> Order:
-    """Return ``start`` after the report items ``events`` (an Order item replaces it: the engine's own view)."""
-    order = start
-    for item in events:
-        if isinstance(item, Order):
-            order = item
-            continue
-        try:
-            order = order.apply(item)
-        except InvalidTransition:
-            continue  # a report repeated after a reconnect: the state already has it
-    return order
 
 
 def _fills_of(result: OrderResult) -> list[FillView]:
@@ -683,5 +669,4 @@ __all__ = [
     "TradingError",
     "TradingService",
     "Unavailable",
-    "fold",
 ]
