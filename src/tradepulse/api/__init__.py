@@ -1,1 +1,1 @@
-"""The HTTP API (Litestar): see api/app.py."""
+"""The HTTP API (Litestar): see :mod:`tradepulse.api.app`."""

@@ -59,3 +59,10 @@ TICK_STORE_WRITE_LATENCY = Histogram(
     "Time to write one batch of ticks to the tick store (one transaction).",
     buckets=MS_BUCKETS,
 )
+
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_ms",
+    "API request duration by method, route template and status (the seed's HighAPILatency alert).",
+    ["method", "route", "status"],
+    buckets=MS_BUCKETS,
+)
