@@ -39,6 +39,7 @@ _CODES = {
     504: "timeout",
 }
 _AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
+_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
 
 
 class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,30 +79,39 @@ def error_response(
 
 
 def field_from_msgspec(message: str, prefix: str = "body") -> tuple[str, str | None]:
-    """Split msgspec's ``Expected `int`, got `str` - at `$.quantity``` into (message, ``body.quantity``)."""
+    """Split msgspec's ``Expected `int`, got `str` - at `$.quantity``` into (message, ``body.quantity``).
+
+    A missing or unknown field is named in the message itself (``Object missing required field `reason```); it is
+    appended to the path.
+    """
     match = _AT.match(message)
     if match is None:  # pragma: no cover - the pattern matches any string
         return message, None
     text, where = match.group(1), match.group(2)
-    if where is None:
+    named = _NAMED.match(text)
+    if where is None and named is None:
         return text, None
-    path = where.lstrip(".").replace("[", ".").replace("]", "")
+    path = (where or "").lstrip(".").replace("[", ".").replace("]", "")
+    if named is not None:
+        path = f"{path}.{named.group(1)}" if path else named.group(1)
     return text, f"{prefix}.{path}" if path else prefix
 
 
 def _validation(exc: ValidationException) -> tuple[str, str | None]:
+    """Return (message, field path) of Litestar's first validation error."""
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
         if not isinstance(item, dict):
             continue
+        raw_source = item.get("source") or "body"
+        source = str(getattr(raw_source, "value", raw_source))
+        text, nested = field_from_msgspec(str(item.get("message") or exc.detail), source)
         key = item.get("key")
-        source = item.get("source") or "body"
-        message = str(item.get("message") or exc.detail)
-        text, field = field_from_msgspec(message, str(source))
-        if key:
-            field = f"{source}.{key}" if field is None or field == source else field
-            if source == "body" and field is not None and not field.startswith(f"body.{key}") and key != "data":
-                field = f"body.{key}"
+        if source == "body":
+            # a body error's key is the top-level field; msgspec's "at `$.a.b`" path, when given, is more precise
+            field = nested if nested not in (None, "body") or not key or key == "data" else f"body.{key}"
+        else:
+            field = f"{source}.{key}" if key else nested
         return text, field
     return field_from_msgspec(str(exc.detail))
 

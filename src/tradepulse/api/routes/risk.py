@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, put
+from litestar.params import JSONBody
 
 from tradepulse.api.auth import Principal, Scope, requires
 from tradepulse.api.services import ServicesDep
@@ -85,7 +86,7 @@ async def trading_state(services: ServicesDep) -> TradingStateOut:
 
 @put("/risk/state", guards=[requires(Scope.ADMIN)], summary="Set the trading state (kill switch; admin)")
 async def set_trading_state(
-    request: Request[Principal, Any, Any], services: ServicesDep, data: SetTradingState
+    request: Request[Principal, Any, Any], services: ServicesDep, data: JSONBody[SetTradingState]
 ) -> TradingStateOut:
     """Set the trading state; engines apply it within ``risk.state_poll_ms``."""
     who = f"api:{request.user.name} ({request.user.key_id})"
