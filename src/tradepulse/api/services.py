@@ -48,6 +48,8 @@ class Services:
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(5.0))
     #: the WebSocket fan-out (api/feed.py, helper C); None until it is started
     feed: Any = None
+    #: the orders/positions/rebalance service (api/trading_service.py, helper B); built on first use
+    trading: Any = None
 
 
 #: how a handler asks for the services: ``async def handler(services: ServicesDep) -> ...``

@@ -8,11 +8,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 
+from tests.integration.api.conftest import api_settings_for
 from tests.integration.bus_fixtures import make_redis
 from tests.support.engine import EngineHarness, settings_for, tick, until_async
 from tests.support.servers import redis_server
+from tradepulse.api.app import create_app
+from tradepulse.api.auth import Scope
+from tradepulse.api.services import Services, open_services
 from tradepulse.api.trading_service import TradingService
 from tradepulse.bus import Transport
 from tradepulse.client import OrderClient
@@ -71,4 +77,39 @@ async def trading(tmp_path: Path, pg_database: str, pg_schema: str) -> AsyncIter
             await client.close()
             await harness.stop()
             await store.close()
+            await bus.close()
+
+
+@dataclass
+class TradingApi:
+    """The app over real services, with an engine (simulated exchange) behind it on a private Redis."""
+
+    http: httpx.AsyncClient
+    services: Services
+    harness: EngineHarness
+
+    async def key(self, scope: Scope, account: str = "default") -> dict[str, str]:
+        """Return headers carrying a new key of ``scope`` for ``account``."""
+        _, token = await self.services.keys.create(name="test", account_id=account, scope=scope.label)  # type: ignore[arg-type]
+        return {"X-API-Key": token}
+
+
+@pytest.fixture
+async def trading_api(tmp_path: Path, pg_database: str, pg_schema: str) -> AsyncIterator[TradingApi]:
+    with redis_server(appendonly=False) as server:
+        engine_settings = trading_settings(tmp_path, server.url, pg_database, pg_schema)
+        api = api_settings_for(tmp_path, server.url, pg_database, pg_schema)
+        settings = msgspec.structs.replace(engine_settings, api=api.api, ml=api.ml)
+        bus = make_redis(server.url)
+        harness = EngineHarness(settings, bus)
+        await harness.start()
+        await harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+        try:
+            async with open_services(settings) as services:
+                app = create_app(services)
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                    yield TradingApi(http, services, harness)
+        finally:
+            await harness.stop()
             await bus.close()
