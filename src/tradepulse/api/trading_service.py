@@ -78,6 +78,7 @@ DEFAULT_LIMIT = 100
 MAX_MAGNITUDE = Decimal(10) ** 15
 MAX_DECIMALS = 12
 _REBALANCE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,24}$")
+_STRATEGY_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 REBALANCE_PREFIX = "rb"
 
 
@@ -137,12 +138,17 @@ def _encode_cursor(ns: int, key: str) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode([ns, key])).decode().rstrip("=")
 
 
+_CURSOR_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
 def _decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         ns, key = msgspec.json.decode(raw, type=tuple[int, str])
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise InvalidRequest("not a cursor this API returned", field="query.cursor") from None
+    if not 0 <= ns < 2**63 or not _CURSOR_KEY.match(key):
+        raise InvalidRequest("not a cursor this API returned", field="query.cursor")
     return ns, key
 
 
@@ -193,8 +199,8 @@ class TradingService:
             price = getattr(req, name)
             if price is not None and not instrument.is_valid_price(price):
                 raise InvalidRequest(f"{price} is not on the tick {instrument.tick_size}", field=f"body.{name}")
-        if not 1 <= len(req.strategy_id) <= 64:
-            raise InvalidRequest("must be 1-64 characters", field="body.strategy_id")
+        if not _STRATEGY_ID.match(req.strategy_id):
+            raise InvalidRequest("must be 1-64 characters of A-Z a-z 0-9 . _ : -", field="body.strategy_id")
         try:
             return SubmitOrder(
                 client_order_id=req.client_order_id,
@@ -594,8 +600,12 @@ class TradingService:
         rid = self._rebalance_id(req, required=True)
         assert rid is not None
         for symbol in req.targets:
+            if symbol not in self.instruments:
+                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.targets.{symbol}")
             if len(f"{REBALANCE_PREFIX}-{rid}-S-{symbol}") > 64:
-                raise InvalidRequest("rebalance_id + symbol make a client order id over 64 characters", field=None)
+                raise InvalidRequest(
+                    "rebalance_id + symbol make a client order id over 64 characters", field="body.rebalance_id"
+                )
         candidates = self._candidate_ids(rid, list(req.targets))
         existing: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(candidates))
         if any(r.order.account_id != account_id for r in existing.values()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 from typing import Any
@@ -108,6 +109,7 @@ Q = "body.quantity"
         (json.dumps({**order_body("h-1"), "account_id": "acct-b"}), {422}, "body.account_id"),
         (json.dumps({"symbol": "AAA", "side": "BUY", "quantity": "1"}), {422}, "body.client_order_id"),
         (json.dumps([order_body("h-1")]), {422}, None),
+        (json.dumps({**order_body("h-1"), "strategy_id": "a\u0000b"}), {422}, "body.strategy_id"),
         ("not json", {400}, None),
         (json.dumps({**order_body("h-1"), "strategy_id": HUGE}), {413}, None),
     ],
@@ -159,7 +161,19 @@ async def test_pagination_walks_every_order_exactly_once(trading_api: TradingApi
             break
         params["cursor"] = page["next"]
     assert sorted(fills) == ids
-    for bad in ({"limit": 0}, {"limit": 501}, {"cursor": "!!"}, {"status": "DONE"}, {"since_ns": -1}):
+    big = base64.urlsafe_b64encode(json.dumps([2**70, "pg-01"]).encode()).decode()
+    nul = base64.urlsafe_b64encode(json.dumps([1, "pg\u000001"]).encode()).decode()
+    for bad in (
+        {"limit": 0},
+        {"limit": 501},
+        {"cursor": "!!"},
+        {"cursor": big},
+        {"cursor": nul},
+        {"status": "DONE"},
+        {"since_ns": -1},
+        {"symbol": "AA\x00A"},
+        {"client_order_id": "a b"},
+    ):
         r = await api.http.get("/api/v1/orders", params=bad, headers=a)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["error"]["field"].startswith("query.")
@@ -235,6 +249,10 @@ async def test_rebalance_preview_execute_and_replay(trading_api: TradingApi) -> 
     assert again.json()["outcome"] == "replayed"
     await api.harness.quiet()
     assert api.harness.venue.fills == fills
+    unknown = {"targets": {"ZZ\u0000Z": "0.1"}, "rebalance_id": "web2"}
+    r = await api.http.post("/api/v1/rebalance/execute", json=unknown, headers=a)
+    assert r.status_code == 422
+    assert r.json()["error"]["field"] == "body.targets.ZZ\u0000Z"
     bad = await api.http.post("/api/v1/rebalance/preview", json={"targets": {"AAA": "NaN"}}, headers=a)
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "body.targets.AAA"

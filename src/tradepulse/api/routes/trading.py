@@ -18,7 +18,7 @@ from litestar.params import JSONBody, Parameter
 
 from tradepulse.api.auth import Principal, Scope, account_of, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError, ErrorBody
-from tradepulse.api.routes.common import Symbol, TimeNs
+from tradepulse.api.routes.common import SYMBOL_PATTERN, Symbol, TimeNs
 from tradepulse.api.services import Services, ServicesDep
 from tradepulse.api.trading_models import FillPage, FillView, OrderPage, OrderRequest, OrderResponse
 from tradepulse.api.trading_service import DEFAULT_LIMIT, MAX_LIMIT, TradingError, TradingService
@@ -28,8 +28,13 @@ from tradepulse.domain import OrderStatus, Side
 OrderId = Annotated[
     str, Parameter(pattern=r"^[A-Za-z0-9._:\-]{1,64}$", max_length=64, description="The (client) order id.")
 ]
+_ID = r"^[A-Za-z0-9._:\-]{1,64}$"
 Account = Annotated[
-    str | None, Parameter(max_length=64, description="Act on another account (ADMIN keys only).", required=False)
+    str | None,
+    Parameter(pattern=_ID, max_length=64, description="Act on another account (ADMIN keys only).", required=False),
+]
+OrderIdFilter = Annotated[
+    str | None, Parameter(pattern=_ID, max_length=64, description="Only this order.", required=False)
 ]
 Cursor = Annotated[
     str | None, Parameter(max_length=256, description="The `next` of the previous page.", required=False)
@@ -38,7 +43,9 @@ Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size (at
 Direction = Annotated[
     Literal["asc", "desc"], Parameter(description="asc: oldest first (new orders join the end); desc: newest first.")
 ]
-SymbolFilter = Annotated[str | None, Parameter(max_length=32, description="Only this symbol.", required=False)]
+SymbolFilter = Annotated[
+    str | None, Parameter(pattern=SYMBOL_PATTERN, max_length=32, description="Only this symbol.", required=False)
+]
 SinceNs = Annotated[TimeNs | None, Parameter(description="From this time (inclusive).", required=False)]
 UntilNs = Annotated[TimeNs | None, Parameter(description="Before this time (exclusive).", required=False)]
 
@@ -136,7 +143,7 @@ async def get_order_fills(
 async def list_orders(
     request: Request[Principal, Any, Any],
     services: ServicesDep,
-    client_order_id: Annotated[str | None, Parameter(max_length=64, required=False)] = None,
+    client_order_id: OrderIdFilter = None,
     symbol: SymbolFilter = None,
     status: Annotated[
         list[OrderStatus] | None, Parameter(description="Only these statuses (repeat the parameter).", required=False)
@@ -188,7 +195,7 @@ async def list_fills(
     services: ServicesDep,
     symbol: SymbolFilter = None,
     side: Annotated[Side | None, Parameter(required=False)] = None,
-    order_id: Annotated[str | None, Parameter(max_length=64, required=False)] = None,
+    order_id: OrderIdFilter = None,
     since_ns: SinceNs = None,
     until_ns: UntilNs = None,
     cursor: Cursor = None,
