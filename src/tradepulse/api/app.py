@@ -38,7 +38,7 @@ from tradepulse import __version__
 from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware
 from tradepulse.api.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
 from tradepulse.api.metrics import MetricsMiddleware, metrics
-from tradepulse.api.routes import health, market, models, risk, signals, ws
+from tradepulse.api.routes import health, market, models, portfolio, risk, signals, trading, ws
 from tradepulse.api.services import Services, open_services
 from tradepulse.config import Settings
 
@@ -48,6 +48,8 @@ ROUTERS: list[Router] = [
     market.router,
     models.router,
     risk.router,
+    trading.router,
+    portfolio.router,
     ws.router,
 ]
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from litestar.di import NamedDependency
 
@@ -48,6 +49,8 @@ class Services:
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(5.0))
     #: the WebSocket fan-out (one reader per stream per process; readers start with the first subscriber)
     feed: LiveFeed | None = None
+    #: the orders/positions/rebalance service (api/trading_service.py, helper B); built on first use
+    trading: Any = None
 
 
 #: how a handler asks for the services: ``async def handler(services: ServicesDep) -> ...``
