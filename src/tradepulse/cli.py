@@ -59,6 +59,16 @@ def _add_data_commands() -> None:
 
 _add_data_commands()
 
+
+def _add_api_commands() -> None:
+    from tradepulse.api.cli import api_command, keys_app
+
+    app.command("api")(api_command)
+    app.add_typer(keys_app, name="keys")
+
+
+_add_api_commands()
+
 console = Console()
 err = Console(stderr=True)
 
