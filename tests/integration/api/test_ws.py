@@ -207,6 +207,17 @@ async def test_heartbeats_arrive_while_nothing_else_does(services: Services, con
     assert beats[1]["ts_ns"] > beats[0]["ts_ns"]
 
 
+@pytest.mark.parametrize("ws_api", [{"ws_heartbeat_s": 0.2}])
+async def test_a_key_revoked_while_connected_ends_the_connection_at_the_next_heartbeat(
+    services: Services, connect: Connect
+) -> None:
+    key, token = await services.keys.create(name="soon-revoked", account_id="default", scope="read")
+    ws = await connect(token)
+    assert (await receive(ws, timeout=5))["type"] == "heartbeat", "the key is still good"
+    await services.keys.revoke(key.key_id)
+    assert await closed_with(ws) == (4401, "invalid API key")
+
+
 async def test_keys_by_header_or_query_and_refusals_with_a_reason(services: Services, connect: Connect) -> None:
     token = await key_for(services)
     ws = await connect(query=f"?api_key={token}")

@@ -4,7 +4,8 @@ Connect with an API key (any scope) in the ``X-API-Key`` header or ``Authorizati
 (which cannot set headers on a WebSocket), as ``?api_key=tp_...`` in the URL (the URL may reach proxy logs: use a
 read key there). An ADMIN key may watch another account with ``?account=NAME``. The server accepts the connection,
 then answers a missing or bad key by closing with 4401, a missing scope with 4403, an exceeded rate limit with
-1013 (try again later), each with a reason.
+1013 (try again later), each with a reason. The key is checked again at every heartbeat: a key revoked while
+connected ends the connection with 4401.
 
 Client -> server (JSON text messages; ``id`` is optional and echoed in the answer)::
 
@@ -102,11 +103,15 @@ def _error(code: str, message: str, field: str | None = None, op_id: str | int |
     return _encoder.encode(body).decode()
 
 
-async def _authenticate(socket: WebSocket[Any, Any, Any], services: Services) -> Principal:
-    """Return the caller's principal, or raise :class:`_Close` saying why not."""
-    token = token_of(socket) or socket.query_params.get("api_key")
+def _token(socket: WebSocket[Any, Any, Any]) -> str:
+    token: str | None = token_of(socket) or socket.query_params.get("api_key")
     if not token:
         raise _Close(WS_UNAUTHORIZED, "an API key is required (X-API-Key, Authorization: Bearer, or ?api_key=)")
+    return token
+
+
+async def _principal(services: Services, token: str) -> Principal:
+    """Return the principal of a valid ``token``, or raise :class:`_Close` saying why not."""
     principal = services.key_cache.get(token)
     if principal is None:
         try:
@@ -118,6 +123,12 @@ async def _authenticate(socket: WebSocket[Any, Any, Any], services: Services) ->
             raise _Close(WS_UNAUTHORIZED, "invalid API key")
         principal = Principal.of(key)
         services.key_cache.put(token, principal)
+    return principal
+
+
+async def _authenticate(services: Services, token: str) -> Principal:
+    """Return the caller's principal once its key and rate limit allow the connection; else raise _Close."""
+    principal = await _principal(services, token)
     if principal.scope < Scope.READ:  # pragma: no cover - every scope includes READ today
         raise _Close(WS_FORBIDDEN, "this key may not read")
     decision = await services.limiter.check(principal.key_id)
@@ -138,11 +149,15 @@ def _account(socket: WebSocket[Any, Any, Any], principal: Principal) -> str:
 class Session:
     """One connection: its subscriber, its sends (one at a time), and its two loops."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], feed: LiveFeed, sub: Subscriber, heartbeat_s: float) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], services: Services, token: str, feed: LiveFeed, sub: Subscriber
+    ) -> None:
         self.socket = socket
+        self.services = services
+        self.token = token
         self.feed = feed
         self.sub = sub
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = services.settings.api.ws_heartbeat_s
         self.errors = 0
         self._send_lock = asyncio.Lock()
 
@@ -164,8 +179,17 @@ class Session:
             for frame in frames:
                 await self.send(frame)
             if time.monotonic() >= next_beat:
+                await self._recheck_key()
                 await self.send(_encoder.encode({"type": "heartbeat", "ts_ns": time.time_ns()}).decode())
                 next_beat = time.monotonic() + self.heartbeat_s
+
+    async def _recheck_key(self) -> None:
+        """End the connection (4401) if its key was revoked; a key store outage does not end it."""
+        try:
+            await _principal(self.services, self.token)
+        except _Close as close:
+            if close.code != WS_TRY_AGAIN:
+                raise
 
     async def receiver(self) -> None:
         """Handle client messages until the client leaves (return) or must be cut off (:class:`_Close`)."""
@@ -253,7 +277,8 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
     await socket.accept()
     feed: LiveFeed | None = services.feed
     try:
-        principal = await _authenticate(socket, services)
+        token = _token(socket)
+        principal = await _authenticate(services, token)
         account = _account(socket, principal)
         if feed is None:
             raise _Close(WS_INTERNAL, "the live feed is not running in this server")
@@ -265,7 +290,7 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
         await _close(socket, WS_GOING_AWAY, "the server is shutting down")
         return
     api = services.settings.api
-    session = Session(socket, feed, sub, api.ws_heartbeat_s)
+    session = Session(socket, services, token, feed, sub)
     code, reason = WS_NORMAL, ""
     tasks: list[asyncio.Task[None]] = []
     try:
