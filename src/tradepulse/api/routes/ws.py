@@ -327,9 +327,7 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         feed.detach(sub)
     if code:
         await _close(socket, code, reason)
