@@ -45,6 +45,7 @@ from tradepulse.api.trading_models import (
     PlannedOrder,
     PlannedPosition,
     PositionView,
+    RebalanceExecuteRequest,
     RebalanceExecution,
     RebalancePreview,
     RebalanceRequest,
@@ -592,11 +593,14 @@ class TradingService:
         universe = sorted(set(symbols) | set(self.instruments.symbols))
         return [f"{REBALANCE_PREFIX}-{rid}-{s}-{symbol}" for symbol in universe for s in ("S", "B")]
 
-    async def execute(self, req: RebalanceRequest, account_id: str) -> tuple[int, RebalanceExecution]:
+    async def execute(
+        self, request: RebalanceRequest | RebalanceExecuteRequest, account_id: str
+    ) -> tuple[int, RebalanceExecution]:
         """Execute the plan (sells, then buys) with client order ids ``rb-{rebalance_id}-{S|B}-{symbol}``.
 
         An id that already has orders in the ledger is not executed again: its orders are reported
         (``replayed``). Returns 200 when every order is final, 202 when some had no answer in time."""
+        req = request.plan_request() if isinstance(request, RebalanceExecuteRequest) else request
         rid = self._rebalance_id(req, required=True)
         assert rid is not None
         for symbol in req.targets:

@@ -16,6 +16,7 @@ from tradepulse.api.services import ServicesDep
 from tradepulse.api.trading_models import (
     AccountView,
     PositionView,
+    RebalanceExecuteRequest,
     RebalanceExecution,
     RebalancePreview,
     RebalanceRequest,
@@ -74,7 +75,7 @@ async def rebalance_preview(
 async def rebalance_execute(
     request: Request[Principal, Any, Any],
     services: ServicesDep,
-    data: JSONBody[RebalanceRequest],
+    data: JSONBody[RebalanceExecuteRequest],
     account: Account = None,
 ) -> Response[RebalanceExecution]:
     """Send the plan's sells, await them, then its buys, as ``rb-{rebalance_id}-{S|B}-{symbol}``. An id that
