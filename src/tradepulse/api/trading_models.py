@@ -179,11 +179,13 @@ class AccountView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RebalanceRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """POST /api/v1/rebalance/preview: target weights (fractions of the investable value, summing to at most 1)
-    for the account's current positions, priced at the latest marks. Options left out come from the
-    ``rebalance`` settings. ``rebalance_id`` names the orders (default: a hash of the inputs)."""
+    """POST /api/v1/rebalance/preview: targets for the account's current positions, priced at the latest marks,
+    either as ``targets`` (weights: fractions of the investable value, summing to at most 1) or as
+    ``target_quantities`` (shares per symbol), not both. Symbols held but not named are sold. Options left out
+    come from the ``rebalance`` settings. ``rebalance_id`` names the orders (default: a hash of the inputs)."""
 
-    targets: dict[str, Decimal]
+    targets: dict[str, Decimal] | None = None
+    target_quantities: dict[str, Decimal] | None = None
     rebalance_id: RebalanceId | None = None
     drift_abs: Decimal | None = None
     drift_rel: Decimal | None = None
@@ -197,7 +199,8 @@ class RebalanceExecuteRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_
     """POST /api/v1/rebalance/execute: as the preview, with a required ``rebalance_id``. Re-executing an id
     that has orders already submits nothing new and reports them."""
 
-    targets: dict[str, Decimal]
+    targets: dict[str, Decimal] | None = None
+    target_quantities: dict[str, Decimal] | None = None
     rebalance_id: RebalanceId
     drift_abs: Decimal | None = None
     drift_rel: Decimal | None = None

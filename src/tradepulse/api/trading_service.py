@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 from typing import Any, Literal
 
 import msgspec
@@ -63,11 +63,12 @@ from tradepulse.domain import (
     SubmitOrder,
     TimeInForce,
 )
+from tradepulse.domain.money import EXACT
 from tradepulse.portfolio.cli import options_from
 from tradepulse.portfolio.ledger import Ledger
 from tradepulse.portfolio.rebalance import RebalancePlan, RebalanceProblem, Security, build_problem, rebalance
 from tradepulse.portfolio.rebalance_execute import ExecutionError, execute_plan
-from tradepulse.portfolio.rebalance_problem import RebalanceInputError
+from tradepulse.portfolio.rebalance_problem import MAX_WEIGHT_DECIMALS, RebalanceInputError, RebalanceOptions
 from tradepulse.risk.instruments import InstrumentRegistry
 from tradepulse.storage.ledger_pages import FillQuery, OrderQuery
 from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
@@ -489,12 +490,15 @@ class TradingService:
         account = await self._ledger(self.store.account(account_id))
         if account is None:
             raise NotFound(f"no account {account_id!r}")
+        key = _target_key(req)
+        named = req.targets if req.targets is not None else req.target_quantities
+        assert named is not None
         rows = await self._ledger(self.store.positions(account_id))
         holdings = {r.position.symbol: r.position.quantity for r in rows if r.position.quantity != 0}
         marks: dict[str, Decimal] = await self._ledger(self.store.marks())
         securities = []
-        for symbol in sorted(set(req.targets) | set(holdings)):
-            where = f"body.targets.{symbol}" if symbol in req.targets else f"positions.{symbol}"
+        for symbol in sorted(set(named) | set(holdings)):
+            where = f"body.{key}.{symbol}" if symbol in named else f"positions.{symbol}"
             instrument = self.instruments.get(symbol)
             if instrument is None:
                 raise InvalidRequest(f"unknown symbol {symbol!r}", field=where)
@@ -520,11 +524,15 @@ class TradingService:
             options = options_from(self.settings.rebalance, **flags)
             if req.buy_only:
                 options = msgspec.structs.replace(options, allow_sells=False)
+            if req.targets is not None:
+                targets = req.targets
+            else:
+                targets = _weights_of(named, {s.symbol: s for s in securities}, account.cash, holdings, options)
             return build_problem(
-                cash=account.cash, holdings=holdings, securities=securities, targets=req.targets, options=options
+                cash=account.cash, holdings=holdings, securities=securities, targets=targets, options=options
             )
         except (RebalanceInputError, ValueError) as exc:
-            raise InvalidRequest(str(exc), field=_rebalance_field(exc)) from None
+            raise InvalidRequest(str(exc), field=_rebalance_field(exc, key)) from None
 
     def _preview(self, plan: RebalancePlan, rebalance_id: str, account_id: str) -> RebalancePreview:
         ids = {
@@ -603,14 +611,17 @@ class TradingService:
         req = request.plan_request() if isinstance(request, RebalanceExecuteRequest) else request
         rid = self._rebalance_id(req, required=True)
         assert rid is not None
-        for symbol in req.targets:
+        key = _target_key(req)
+        named = req.targets if req.targets is not None else req.target_quantities
+        assert named is not None
+        for symbol in named:
             if symbol not in self.instruments:
-                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.targets.{symbol}")
+                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.{key}.{symbol}")
             if len(f"{REBALANCE_PREFIX}-{rid}-S-{symbol}") > 64:
                 raise InvalidRequest(
                     "rebalance_id + symbol make a client order id over 64 characters", field="body.rebalance_id"
                 )
-        candidates = self._candidate_ids(rid, list(req.targets))
+        candidates = self._candidate_ids(rid, list(named))
         existing: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(candidates))
         if any(r.order.account_id != account_id for r in existing.values()):
             raise Conflict(f"rebalance id {rid!r} is used by another account", field="body.rebalance_id")
@@ -666,11 +677,48 @@ class TradingService:
         )
 
 
-def _rebalance_field(exc: Exception) -> str | None:
+def _target_key(req: RebalanceRequest) -> str:
+    """Return which target form the request uses; exactly one must be given."""
+    if (req.targets is None) == (req.target_quantities is None):
+        raise InvalidRequest("give either targets (weights) or target_quantities (shares), not both", field="body")
+    return "targets" if req.targets is not None else "target_quantities"
+
+
+def _weights_of(
+    quantities: dict[str, Decimal],
+    securities: dict[str, Security],
+    cash: Decimal,
+    holdings: dict[str, Decimal],
+    options: RebalanceOptions,
+) -> dict[str, Decimal]:
+    """Return target weights that make the rebalancer aim at ``quantities``: each symbol's value at its price over
+    the investable value (cash + holdings at the prices - the cash buffer), to the weights' 12 decimals (the
+    nearest lot of that weight is the quantity asked for, short of constraints such as cash or drift bands)."""
+    with localcontext(EXACT) as ctx:
+        ctx.traps[Inexact] = False
+        value = cash + sum((q * securities[s].price for s, q in holdings.items()), Decimal(0))
+        investable = value - options.cash_buffer
+        if investable <= 0:
+            raise RebalanceInputError(None, "target_quantities", f"nothing to invest (value {value})")
+        step = Decimal(1).scaleb(-MAX_WEIGHT_DECIMALS)
+        weights = {}
+        for symbol, qty in quantities.items():
+            instrument = securities[symbol].instrument
+            if not qty.is_finite() or qty < 0 or qty >= MAX_MAGNITUDE:
+                raise RebalanceInputError(symbol, "quantity", f"must be a finite number in 0..1e15, got {qty}")
+            if qty != 0 and not instrument.is_valid_quantity(qty):
+                raise RebalanceInputError(
+                    symbol, "quantity", f"{qty} is not a whole number of lots of {instrument.lot_size}"
+                )
+            weights[symbol] = (qty * securities[symbol].price / investable).quantize(step, rounding=ROUND_HALF_EVEN)
+    return weights
+
+
+def _rebalance_field(exc: Exception, key: str = "targets") -> str | None:
     if isinstance(exc, RebalanceInputError):
         if exc.symbol is not None:
-            return f"body.targets.{exc.symbol}"
-        return f"body.{exc.field}" if exc.field in RebalanceRequest.__struct_fields__ else "body.targets"
+            return f"body.{key}.{exc.symbol}"
+        return f"body.{exc.field}" if exc.field in RebalanceRequest.__struct_fields__ else f"body.{key}"
     return None
 
 

@@ -253,6 +253,13 @@ async def test_rebalance_preview_execute_and_replay(trading_api: TradingApi) -> 
     r = await api.http.post("/api/v1/rebalance/execute", json=unknown, headers=a)
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "body.targets.ZZ\u0000Z"
+    by_qty = {"target_quantities": {"AAA": "90", "BBB": "30"}}
+    r = await api.http.post("/api/v1/rebalance/preview", json=by_qty, headers=a)
+    assert r.status_code == 200, r.text
+    after = {p["symbol"]: p["quantity_after"] for p in r.json()["positions"]}
+    assert after == {"AAA": "90", "BBB": "30"}
+    both = await api.http.post("/api/v1/rebalance/preview", json={**by_qty, "targets": {}}, headers=a)
+    assert both.status_code == 422
     bad = await api.http.post("/api/v1/rebalance/preview", json={"targets": {"AAA": "NaN"}}, headers=a)
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "body.targets.AAA"

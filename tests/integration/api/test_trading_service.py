@@ -246,3 +246,31 @@ async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Tr
     assert existing.order.status is stored.status
     assert existing.order.status in (OrderStatus.FILLED, OrderStatus.REJECTED)
     assert len(await trading.store.fills(client_order_ids=["late-1"])) == (stored.status is OrderStatus.FILLED)
+
+
+async def test_rebalance_to_target_quantities(trading: Trading) -> None:
+    svc = trading.service
+    await svc.submit(req("q-seed", qty="100"), "default")
+    await trading.harness.quiet()
+    await wait_marks(trading.store)
+    ask = RebalanceRequest(target_quantities={"AAA": D(40), "BBB": D(25)}, rebalance_id="q1")
+    preview = await svc.preview(ask, "default")
+    assert {(o.side, o.symbol, o.quantity) for o in preview.orders} == {
+        (Side.SELL, "AAA", D(60)),
+        (Side.BUY, "BBB", D(25)),
+    }
+    status, done = await svc.execute(ask, "default")
+    assert status == 200
+    assert done.failed == 0
+    await trading.harness.quiet()
+    assert {p.symbol: p.quantity for p in await svc.positions("default")} == {"AAA": D(40), "BBB": D(25)}
+    for bad, field in (
+        (RebalanceRequest(target_quantities={"AAA": D("1.5")}), "body.target_quantities.AAA"),
+        (RebalanceRequest(target_quantities={"AAA": D(-1)}), "body.target_quantities.AAA"),
+        (RebalanceRequest(target_quantities={"AAA": D(10**9)}), "body.target_quantities.AAA"),
+        (RebalanceRequest(targets={"AAA": D("0.1")}, target_quantities={"AAA": D(1)}), "body"),
+        (RebalanceRequest(), "body"),
+    ):
+        with pytest.raises(InvalidRequest) as err:
+            await svc.preview(bad, "default")
+        assert err.value.field == field, (bad, err.value)
