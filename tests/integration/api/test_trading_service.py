@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import msgspec
@@ -274,3 +275,23 @@ async def test_rebalance_to_target_quantities(trading: Trading) -> None:
         with pytest.raises(InvalidRequest) as err:
             await svc.preview(bad, "default")
         assert err.value.field == field, (bad, err.value)
+
+
+async def test_concurrent_submits_of_one_id_by_two_accounts_never_both_succeed(trading: Trading) -> None:
+    svc = trading.service
+    for i in range(8):
+        coid = f"race-{i}"
+        results = await asyncio.gather(
+            svc.submit(req(coid), "default"), svc.submit(req(coid), B), return_exceptions=True
+        )
+        statuses = sorted(409 if isinstance(r, Conflict) else r[0] for r in results)  # type: ignore[index]
+        assert statuses in ([201, 409], [200, 409]), results
+        (record,) = (await trading.store.get_orders([coid])).values()
+        winner = 0 if record.order.account_id == "default" else 1
+        won = results[winner]
+        assert not isinstance(won, BaseException)
+        assert won[1].order.account_id == record.order.account_id
+        assert isinstance(results[1 - winner], Conflict)
+    await trading.harness.quiet()
+    assert trading.harness.venue is not None
+    assert trading.harness.venue.fills == 8
