@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from tests.integration.api.trading_fixtures import Trading, trading, wait_marks
-from tests.support.engine import tick, until_async
+from tests.support.engine import EngineHarness, settings_for, tick, until_async
 from tradepulse.api.trading_models import OrderRequest, RebalanceRequest
 from tradepulse.api.trading_service import Conflict, InvalidRequest, NotFound, TradingService
+from tradepulse.bus import MemoryTransport
+from tradepulse.client import OrderClient
 from tradepulse.domain import OrderStatus, OrderType, RejectReason, Side, TimeInForce
 from tradepulse.portfolio.ledger import verify
+from tradepulse.storage.ledger_sqlite import SqliteLedgerStore
 
 __all__ = ["trading"]
 D = Decimal
@@ -295,3 +299,41 @@ async def test_concurrent_submits_of_one_id_by_two_accounts_never_both_succeed(t
     await trading.harness.quiet()
     assert trading.harness.venue is not None
     assert trading.harness.venue.fills == 8
+
+
+async def test_the_service_over_the_embedded_sqlite_ledger(tmp_path: Path) -> None:
+    """The embedded mode: in-process bus, SQLite ledger (the engine's and the service's own connection)."""
+    bus = MemoryTransport()
+    settings = settings_for(tmp_path, risk={"accounts": ("default", B)})
+    harness = EngineHarness(settings, bus)
+    await harness.start()
+    await harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+    store = SqliteLedgerStore(settings.database.sqlite_path)
+    await store.open()
+    client = OrderClient(bus, partitions=settings.bus.order_partitions, block_ms=100)
+    await client.start()
+    svc = TradingService.create(settings, store, client)
+    try:
+        for i in range(5):
+            status, _ = await svc.submit(req(f"s-{i}", qty="2"), "default")
+            assert status == 201
+        assert (await svc.submit(req("s-0"), "default"))[0] == 200
+        with pytest.raises(Conflict):
+            await svc.submit(req("s-0"), B)
+        await harness.quiet()
+        first = await svc.list_orders("default", limit=3)
+        assert first.next is not None
+        rest = await svc.list_orders("default", limit=3, cursor=first.next)
+        assert [o.order_id for o in first.orders + rest.orders] == [f"s-{i}" for i in range(5)]
+        assert rest.next is None
+        fills = await svc.list_fills("default", order="desc")
+        assert sorted(f.order_id for f in fills.fills) == [f"s-{i}" for i in range(5)]
+        account = await svc.account("default")
+        assert account.cash == D(10_000_000) - sum((D(f.price) * f.quantity + f.fee for f in fills.fills), D(0))
+        assert (await svc.position("AAA", "default")).quantity == D(10)
+        assert await verify(store, "default") == []
+    finally:
+        await client.close()
+        await harness.stop()
+        await store.close()
+        await bus.close()
