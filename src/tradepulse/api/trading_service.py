@@ -23,8 +23,6 @@ before the booking; a GET right after may still show the order as the ledger had
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from collections.abc import Sequence
@@ -118,6 +116,26 @@ class Unavailable(TradingError):
     code = "unavailable"
 
 
+def _decimal(text: str | Decimal, field: str) -> Decimal:
+    """Return ``text`` as a finite Decimal below 1e15 with at most 12 decimals, or raise naming ``field``."""
+    try:
+        value = text if isinstance(text, Decimal) else Decimal(text.strip())
+    except (ArithmeticError, ValueError):
+        raise InvalidRequest(f"{text!r} is not a decimal number", field=field) from None
+    if not value.is_finite():
+        raise InvalidRequest(f"{value} is not a finite number", field=field)
+    if abs(value) >= MAX_MAGNITUDE:
+        raise InvalidRequest(f"must be < 1e15, got {value}", field=field)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise InvalidRequest(f"at most {MAX_DECIMALS} decimals, got {value}", field=field)
+    return value
+
+
+def _opt_decimal(text: str | Decimal | None, field: str) -> Decimal | None:
+    return None if text is None else _decimal(text, field)
+
+
 def _check_number(value: Decimal | None, field: str) -> None:
     if value is None:
         return
@@ -136,22 +154,22 @@ def _fills_of(result: OrderResult) -> list[FillView]:
     return [FillView.of(f) for f in result.fills]
 
 
+#: a page cursor: the last row's sort key, ``{ns}_{id}``. Any string of this form is a position in the ordering
+#: (so every cursor the schema admits is accepted: one past every row gives an empty page).
+CURSOR_PATTERN = r"^[0-9]{1,19}_[^\u0000]{1,200}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_MAX_NS = 2**63 - 1
+
+
 def _encode_cursor(ns: int, key: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ns, key])).decode().rstrip("=")
-
-
-_CURSOR_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+    return f"{ns}_{key}"
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ns, key = msgspec.json.decode(raw, type=tuple[int, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidRequest("not a cursor this API returned", field="query.cursor") from None
-    if not 0 <= ns < 2**63 or not _CURSOR_KEY.match(key):
-        raise InvalidRequest("not a cursor this API returned", field="query.cursor")
-    return ns, key
+    if not _CURSOR.match(cursor):
+        raise InvalidRequest("not a cursor (the `next` of a page: digits, '_', an id)", field="query.cursor")
+    ns, _, key = cursor.partition("_")
+    return min(int(ns), _MAX_NS), key
 
 
 def _check_limit(limit: int) -> int:
@@ -191,14 +209,16 @@ class TradingService:
             raise InvalidRequest(f"unknown symbol {req.symbol!r}", field="body.symbol")
         if not instrument.tradable:
             raise InvalidRequest(f"{req.symbol} is not tradable", field="body.symbol")
-        for name in ("quantity", "limit_price", "stop_price"):
-            _check_number(getattr(req, name), f"body.{name}")
-        if not instrument.is_valid_quantity(req.quantity):
+        quantity = _decimal(req.quantity, "body.quantity")
+        prices = {name: _opt_decimal(getattr(req, name), f"body.{name}") for name in ("limit_price", "stop_price")}
+        _check_number(quantity, "body.quantity")
+        for name, price in prices.items():
+            _check_number(price, f"body.{name}")
+        if not instrument.is_valid_quantity(quantity):
             raise InvalidRequest(
-                f"{req.quantity} is not a whole number of lots of {instrument.lot_size}", field="body.quantity"
+                f"{quantity} is not a whole number of lots of {instrument.lot_size}", field="body.quantity"
             )
-        for name in ("limit_price", "stop_price"):
-            price = getattr(req, name)
+        for name, price in prices.items():
             if price is not None and not instrument.is_valid_price(price):
                 raise InvalidRequest(f"{price} is not on the tick {instrument.tick_size}", field=f"body.{name}")
         if not _STRATEGY_ID.match(req.strategy_id):
@@ -208,10 +228,10 @@ class TradingService:
                 client_order_id=req.client_order_id,
                 symbol=req.symbol,
                 side=req.side,
-                quantity=req.quantity,
+                quantity=quantity,
                 order_type=req.order_type,
-                limit_price=req.limit_price,
-                stop_price=req.stop_price,
+                limit_price=prices["limit_price"],
+                stop_price=prices["stop_price"],
                 time_in_force=req.time_in_force,
                 strategy_id=req.strategy_id,
                 account_id=account_id,
@@ -496,9 +516,8 @@ class TradingService:
         account = await self._ledger(self.store.account(account_id))
         if account is None:
             raise NotFound(f"no account {account_id!r}")
-        key = _target_key(req)
-        named = req.targets if req.targets is not None else req.target_quantities
-        assert named is not None
+        key = "targets"
+        named = {symbol: _decimal(value, f"body.targets.{symbol}") for symbol, value in req.targets.items()}
         rows = await self._ledger(self.store.positions(account_id))
         holdings = {r.position.symbol: r.position.quantity for r in rows if r.position.quantity != 0}
         marks: dict[str, Decimal] = await self._ledger(self.store.marks())
@@ -513,11 +532,11 @@ class TradingService:
                 raise InvalidRequest(f"no price for {symbol} yet (no mark in the ledger)", field=where)
             securities.append(Security(instrument=instrument, price=price))
         flags = {
-            "drift_abs": req.drift_abs,
-            "drift_rel": req.drift_rel,
-            "min_trade_notional": req.min_trade_notional,
-            "cash_buffer": req.cash_buffer,
-            "max_turnover": req.max_turnover,
+            "drift_abs": _opt_decimal(req.drift_abs, "body.drift_abs"),
+            "drift_rel": _opt_decimal(req.drift_rel, "body.drift_rel"),
+            "min_trade_notional": _opt_decimal(req.min_trade_notional, "body.min_trade_notional"),
+            "cash_buffer": _opt_decimal(req.cash_buffer, "body.cash_buffer"),
+            "max_turnover": _opt_decimal(req.max_turnover, "body.max_turnover"),
             "fee_per_order": None,
             "fee_rate": None,
             "fee_precision": None,
@@ -530,8 +549,8 @@ class TradingService:
             options = options_from(self.settings.rebalance, **flags)
             if req.buy_only:
                 options = msgspec.structs.replace(options, allow_sells=False)
-            if req.targets is not None:
-                targets = req.targets
+            if req.target_unit == "weight":
+                targets = named
             else:
                 targets = _weights_of(named, {s.symbol: s for s in securities}, account.cash, holdings, options)
             return build_problem(
@@ -617,12 +636,10 @@ class TradingService:
         req = request.plan_request() if isinstance(request, RebalanceExecuteRequest) else request
         rid = self._rebalance_id(req, required=True)
         assert rid is not None
-        key = _target_key(req)
-        named = req.targets if req.targets is not None else req.target_quantities
-        assert named is not None
+        named = req.targets
         for symbol in named:
             if symbol not in self.instruments:
-                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.{key}.{symbol}")
+                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.targets.{symbol}")
             if len(f"{REBALANCE_PREFIX}-{rid}-S-{symbol}") > 64:
                 raise InvalidRequest(
                     "rebalance_id + symbol make a client order id over 64 characters", field="body.rebalance_id"
@@ -683,13 +700,6 @@ class TradingService:
         )
 
 
-def _target_key(req: RebalanceRequest) -> str:
-    """Return which target form the request uses; exactly one must be given."""
-    if (req.targets is None) == (req.target_quantities is None):
-        raise InvalidRequest("give either targets (weights) or target_quantities (shares), not both", field="body")
-    return "targets" if req.targets is not None else "target_quantities"
-
-
 def _weights_of(
     quantities: dict[str, Decimal],
     securities: dict[str, Security],
@@ -705,7 +715,7 @@ def _weights_of(
         value = cash + sum((q * securities[s].price for s, q in holdings.items()), Decimal(0))
         investable = value - options.cash_buffer
         if investable <= 0:
-            raise RebalanceInputError(None, "target_quantities", f"nothing to invest (value {value})")
+            raise RebalanceInputError(None, "targets", f"nothing to invest (value {value})")
         step = Decimal(1).scaleb(-MAX_WEIGHT_DECIMALS)
         weights = {}
         for symbol, qty in quantities.items():

@@ -18,10 +18,10 @@ from litestar.params import JSONBody, Parameter
 
 from tradepulse.api.auth import Principal, Scope, account_of, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError, ErrorBody
-from tradepulse.api.routes.common import MAX_TIME_NS, SYMBOL_PATTERN, Symbol
+from tradepulse.api.routes.common import SYMBOL_PATTERN, Symbol, time_ns_param
 from tradepulse.api.services import Services, ServicesDep
 from tradepulse.api.trading_models import FillPage, FillView, OrderPage, OrderRequest, OrderResponse
-from tradepulse.api.trading_service import DEFAULT_LIMIT, MAX_LIMIT, TradingError, TradingService
+from tradepulse.api.trading_service import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, TradingError, TradingService
 from tradepulse.domain import OrderStatus, Side
 
 #: a client order id in a path (the API's order id)
@@ -39,8 +39,8 @@ OrderIdFilter = Annotated[
 Cursor = Annotated[
     str | None,
     Parameter(
-        pattern=r"^[A-Za-z0-9_\-]{1,256}$",
-        max_length=256,
+        pattern=CURSOR_PATTERN,
+        max_length=220,
         description="The `next` of the previous page.",
         required=False,
     ),
@@ -52,12 +52,8 @@ Direction = Annotated[
 SymbolFilter = Annotated[
     str | None, Parameter(pattern=SYMBOL_PATTERN, max_length=32, description="Only this symbol.", required=False)
 ]
-SinceNs = Annotated[
-    int | None, Parameter(ge=0, le=MAX_TIME_NS, description="From this time, ns (inclusive).", required=False)
-]
-UntilNs = Annotated[
-    int | None, Parameter(ge=0, le=MAX_TIME_NS, description="Before this time, ns (exclusive).", required=False)
-]
+SinceNs = Annotated[int | None, time_ns_param("From this time (inclusive).")]
+UntilNs = Annotated[int | None, time_ns_param("Before this time (exclusive).")]
 
 _CONFLICT = ResponseSpec(ErrorBody, description="The client order id belongs to another account.")
 _SUBMIT_RESPONSES = {
