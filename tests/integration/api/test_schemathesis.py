@@ -22,6 +22,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
 from litestar.serialization import encode_json
+from schemathesis.checks import positive_data_acceptance
 
 from tests.integration.api.conftest import api_settings_for
 from tests.support.servers import free_port
@@ -86,8 +87,16 @@ schema = schemathesis.openapi.from_dict(
 schema.config.generation.with_security_parameters = False
 
 
+#: operations whose input is checked against the configured instruments (symbol known and tradable, quantity on
+#: the lot, price on the tick, target symbols and weights): no schema can state those rules, so a schema-valid
+#: request may rightly get a 422 naming the field. Every other check still applies to them.
+BUSINESS_VALIDATED = {"POST /api/v1/orders", "POST /api/v1/rebalance/preview", "POST /api/v1/rebalance/execute"}
+
+
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_route_conforms_to_its_schema(case: Any, api_server: tuple[str, str]) -> None:
     base_url, token = api_server
-    case.call_and_validate(base_url=base_url, headers={"X-API-Key": token})
+    label = f"{case.method.upper()} {case.operation.path}"
+    excluded = [positive_data_acceptance] if label in BUSINESS_VALIDATED else []
+    case.call_and_validate(base_url=base_url, headers={"X-API-Key": token}, excluded_checks=excluded)
