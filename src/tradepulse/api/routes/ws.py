@@ -31,6 +31,9 @@ than ``MAX_MESSAGE_BYTES``, or a binary one, the server closes with 1008 (policy
 A client that does not keep up is disconnected: its queue holds at most ``api.ws_queue_max`` messages, and the
 one that does not fit closes the connection with 1008 and reason ``slow consumer: ...``. Reconnect and
 resubscribe; the feed is live (no replay), so read what was missed over REST (orders, fills, signals).
+
+Metrics: ``api_websocket_connections`` (open now), ``api_websocket_closes_total{reason}`` (client_left,
+slow_consumer, auth, policy, too_big, unavailable, shutdown, error), ``api_websocket_messages_total``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from tradepulse.api.errors import field_from_msgspec
 from tradepulse.api.feed import ALL, CHANNELS, FeedClosed, LiveFeed, SlowConsumer, Subscriber, validate_symbol
 from tradepulse.api.services import Services, ServicesDep
 from tradepulse.bus import BusUnavailable
+from tradepulse.observability.metrics import WEBSOCKET_CLOSES, WEBSOCKET_CONNECTIONS, WEBSOCKET_MESSAGES
 from tradepulse.storage.keys import KeyStoreError
 
 log = logging.getLogger("tradepulse.api.ws")
@@ -72,6 +76,18 @@ WS_INTERNAL = 1011
 WS_TRY_AGAIN = 1013
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
+
+
+#: close code -> the reason label of ``api_websocket_closes_total``
+_REASONS = {
+    WS_GOING_AWAY: "shutdown",
+    WS_POLICY: "policy",
+    WS_TOO_BIG: "too_big",
+    WS_INTERNAL: "error",
+    WS_TRY_AGAIN: "unavailable",
+    WS_UNAUTHORIZED: "auth",
+    WS_FORBIDDEN: "auth",
+}
 
 
 class Op(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -178,6 +194,8 @@ class Session:
                         frames = await sub.next()  # raises the FeedError that ended the stream
             for frame in frames:
                 await self.send(frame)
+            if frames:
+                WEBSOCKET_MESSAGES.inc(len(frames))
             if time.monotonic() >= next_beat:
                 await self._recheck_key()
                 await self.send(_encoder.encode({"type": "heartbeat", "ts_ns": time.time_ns()}).decode())
@@ -284,11 +302,14 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
             raise _Close(WS_INTERNAL, "the live feed is not running in this server")
         sub = feed.attach(account, queue_max=services.settings.api.ws_queue_max)
     except _Close as close:
+        WEBSOCKET_CLOSES.labels(_REASONS.get(close.code, "error")).inc()
         await _close(socket, close.code, close.reason)
         return
     except FeedClosed:
+        WEBSOCKET_CLOSES.labels("shutdown").inc()
         await _close(socket, WS_GOING_AWAY, "the server is shutting down")
         return
+    WEBSOCKET_CONNECTIONS.inc()
     api = services.settings.api
     session = Session(socket, services, token, feed, sub)
     code, reason = WS_NORMAL, ""
@@ -329,6 +350,9 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         feed.detach(sub)
+        WEBSOCKET_CONNECTIONS.dec()
+        label = "client_left" if not code else _REASONS.get(code, "error")
+        WEBSOCKET_CLOSES.labels("slow_consumer" if isinstance(sub.closed, SlowConsumer) else label).inc()
     if code:
         await _close(socket, code, reason)
 
