@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -182,9 +183,12 @@ async def loadgen(
     cmd = [sys.executable, "-m", "benchmarks.loadgen", "--url", server.url, "--key", key, "--scenario", scenario]
     cmd += ["--rate", str(rate), "--seconds", str(seconds), "--tag", tag, "--connections", str(connections)]
     cpu0 = server.cpu_seconds()
+    gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the generator is the only child that ends meanwhile
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     cpu1 = server.cpu_seconds()
+    gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    generator = (gen1.ru_utime + gen1.ru_stime) - (gen0.ru_utime + gen0.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(f"the load generator failed ({proc.returncode}) on {scenario} at {rate}/s")
     doc = json.loads(out.decode().strip().splitlines()[-1])
@@ -197,7 +201,7 @@ async def loadgen(
         errors={k: int(v) for k, v in doc["errors"].items()},
         samples=doc["error_samples"],
         latency=LatencyHistogram.decode(doc["histogram"]),
-        cpu={"server": round(cpu1 - cpu0, 3)},
+        cpu={"server": round(cpu1 - cpu0, 3), "generator": round(generator, 3), "load1": round(os.getloadavg()[0], 2)},
     )
 
 
@@ -268,8 +272,11 @@ def top_frames(raw: Path, n: int = 15) -> list[tuple[str, float, float]]:
 def print_table(results: list[Result]) -> None:
     from rich.table import Table
 
-    table = Table(title="API latency from the intended send time (open loop)")
-    for column in ("server", "route", "rate/s", "sent/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "cpu s"):
+    table = Table(
+        title="API latency from the intended send time (open loop); cpu s = server + load generator; load = load1"
+    )
+    columns = ("server", "route", "rate/s", "sent/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "cpu s", "load")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("server", "scenario") else "right")
     for r in results:
         row = r.row()
@@ -283,7 +290,8 @@ def print_table(results: list[Result]) -> None:
             f"{row['p99_ms']:.2f}",
             f"{row['max_ms']:.1f}",
             f"{r.error_count}" + (f" {r.errors}" if r.errors else ""),
-            f"{r.cpu.get('server', 0):.1f}",
+            f"{r.cpu.get('server', 0):.1f}+{r.cpu.get('generator', 0):.1f}",
+            f"{r.cpu.get('load1', 0):.1f}",
         )
     console.print(table)
 
@@ -389,6 +397,8 @@ def metrics_for(results: list[Result], args: argparse.Namespace) -> dict[str, Me
 
 
 async def main(args: argparse.Namespace) -> int:
+    if not console.is_terminal:  # a log file: room for the tables
+        console.width = max(console.width, 150)
     server_url = os.environ.get("TRADEPULSE_DATABASE_URL", "postgresql://127.0.0.1:5432/postgres")
     workdir = Path(tempfile.mkdtemp(prefix="tp-bench-api-"))
     results: list[Result] = []

@@ -292,3 +292,27 @@ async def test_a_failing_start_fails_the_subscribe_call_and_the_next_one_retries
     (got,) = await frames(sub, 1)
     assert got["channel"] == "signals"
     await feed.close()
+
+
+async def test_the_reader_outlives_an_unexpected_read_error(bus: MemoryTransport) -> None:
+    feed = LiveFeed(bus, block_ms=20)
+    sub = feed.attach("a")
+    await feed.subscribe(sub, ["signals"], ["*"])
+    real = bus.tail
+    failures = 0
+
+    async def broken_once(stream: str, after: str, *, count: int, block_ms: int) -> Any:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise RuntimeError("ERR something odd")
+        return await real(stream, after, count=count, block_ms=block_ms)
+
+    await asyncio.sleep(0.05)
+    bus.tail = broken_once  # type: ignore[method-assign]
+    await bus.publish(SIGNALS, signal("AAPL"))
+    (got,) = await frames(sub, 1, timeout=5)
+    assert got["symbol"] == "AAPL"
+    assert failures == 1
+    assert feed.stats.outages == 1
+    await feed.close()

@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
@@ -32,6 +33,7 @@ from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.params import ParameterKwarg
 
 from tradepulse import __version__
@@ -117,6 +119,57 @@ def _document_errors(routers: list[Router]) -> None:
                 public = bool(handler.opt.get("exclude_from_auth"))
                 extra = _PUBLIC_ERRORS if public else _ERRORS
                 handler.responses = {**extra, **(handler.responses or {})}
+                if not public:
+                    handler.security = [{"ApiKey": []}]
+
+
+def _struct_types(annotation: Any) -> list[msgspec.inspect.StructType]:
+    """Return every Struct type reachable from ``annotation`` (nested fields, lists, unions, ...)."""
+    found: dict[type, msgspec.inspect.StructType] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, msgspec.inspect.StructType):
+            if node.cls in found:
+                return
+            found[node.cls] = node
+            for f in node.fields:
+                walk(f.type)
+            return
+        if isinstance(node, msgspec.inspect.Type):
+            for value in _slots(node):
+                if isinstance(value, msgspec.inspect.Type):
+                    walk(value)
+                elif isinstance(value, tuple):
+                    for item in value:
+                        walk(item)
+
+    try:
+        walk(msgspec.inspect.type_info(annotation))
+    except TypeError:  # not a type msgspec knows (e.g. a Litestar upload); nothing to tighten
+        return []
+    return list(found.values())
+
+
+def _slots(node: Any) -> list[Any]:
+    return [getattr(node, name) for name in getattr(type(node), "__struct_fields__", ())]
+
+
+def _forbid_unknown_in_schema(app: Litestar, routers: list[Router]) -> None:
+    """Mark request bodies that refuse unknown fields (``forbid_unknown_fields``) ``additionalProperties: false``,
+    so the OpenAPI schema says what the API really does."""
+    components = app.openapi_schema.components.schemas or {}
+    for router in routers:
+        for route in router.routes:
+            for handler in getattr(route, "route_handlers", []):
+                if not isinstance(handler, HTTPRouteHandler):
+                    continue
+                data = handler.parsed_fn_signature.parameters.get("data")
+                if data is None:
+                    continue
+                for struct in _struct_types(data.annotation):
+                    schema = components.get(struct.cls.__name__)
+                    if struct.forbid_unknown_fields and schema is not None and not isinstance(schema, Reference):
+                        schema.additional_properties = False
 
 
 def create_app(
@@ -142,7 +195,7 @@ def create_app(
                 yield
 
         hooks.insert(0, open_all)
-    return Litestar(
+    app = Litestar(
         route_handlers=[*routers, metrics],
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         middleware=[
@@ -153,18 +206,34 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         compression_config=CompressionConfig(backend="gzip", minimum_size=cfg.gzip_min_bytes, gzip_compress_level=6),
         request_max_body_size=cfg.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="tradepulse", version=__version__),
+        openapi_config=OpenAPIConfig(
+            title="tradepulse",
+            version=__version__,
+            description="The tradepulse trading platform's API. Send an API key as `X-API-Key` (or a Bearer token).",
+            components=Components(
+                security_schemes={
+                    "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header")
+                }
+            ),
+        ),
         state=State({"services": services} if services is not None else {}),
         lifespan=hooks,
         debug=False,
+        # logging is the process's business (setup_logging); Litestar's default would add its own root handler
+        logging_config=None,
     )
+    _forbid_unknown_in_schema(app, routers)
+    return app
 
 
 def app_factory() -> Litestar:
     """Build the app from the environment's settings (service mode defaults); each server worker calls this."""
     from tradepulse.api.server import service_settings
+    from tradepulse.observability.logging import setup_logging
 
-    return create_app(settings=service_settings())
+    settings = service_settings()
+    setup_logging(settings.log_level)  # a worker process logs like the launcher
+    return create_app(settings=settings)
 
 
 __all__ = ["ROUTERS", "app_factory", "create_app"]

@@ -368,6 +368,11 @@ class LiveFeed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            except Exception:  # the reader must outlive one bad read (a Redis error reply); logged
+                self.stats.outages += 1
+                log.exception("live feed: reading %s failed; retrying", reader.stream)
+                await asyncio.sleep(1.0)
+                continue
             delay = 0.05
             if deliveries:
                 reader.read += len(deliveries)

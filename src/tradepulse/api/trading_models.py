@@ -1,32 +1,52 @@
 """Request and response models of the trading API (orders, fills, positions, account, rebalance).
 
-msgspec Structs: Decimal money and quantities serialize as JSON strings (and are accepted as strings or
-numbers); times are integers of nanoseconds since the epoch (``*_ns``). The order id of the API is the client
+msgspec Structs: Decimal money and quantities serialize as JSON strings, and requests give them as strings too
+(``"10"``, ``"101.25"``: never a binary float on the way in, and the schema says exactly what is accepted);
+times are integers of nanoseconds since the epoch (``*_ns``). The order id of the API is the client
 order id: the ledger keys orders by it, and it is unique across accounts.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated, Literal
 
 import msgspec
 
 from tradepulse.domain import Fill, Order, OrderStatus, OrderType, RejectReason, Side, TimeInForce
+
+#: client order ids, strategy ids: 1-64 of ``A-Z a-z 0-9 . _ : -``
+ID_PATTERN = r"^[A-Za-z0-9._:\-]{1,64}$"
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, description="1-64 characters of A-Z a-z 0-9 . _ : -")]
+SymbolName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,31}$", description="An instrument.")]
+#: a positive decimal as a string: up to 15 integer digits and 12 decimals (not zero)
+POSITIVE_DECIMAL = r"^(?!0*(\.0*)?$)[0-9]{1,15}(\.[0-9]{1,12})?$"
+#: a non-negative decimal as a string
+DECIMAL = r"^[0-9]{1,15}(\.[0-9]{1,12})?$"
+PositiveDecimal = Annotated[
+    str, msgspec.Meta(pattern=POSITIVE_DECIMAL, description='A decimal > 0 as a string (e.g. "10", "101.25").')
+]
+NonNegativeDecimal = Annotated[
+    str, msgspec.Meta(pattern=DECIMAL, description='A decimal >= 0 as a string (e.g. "0.25").')
+]
+RebalanceId = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9._\-]{1,24}$", description="Names the orders: rb-{id}-{S|B}-{symbol}.")
+]
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """POST /api/v1/orders. ``client_order_id`` makes the call idempotent: the same id again returns the order
     it made (200), never a second one."""
 
-    client_order_id: str
-    symbol: str
+    client_order_id: Id
+    symbol: SymbolName
     side: Side
-    quantity: Decimal
+    quantity: PositiveDecimal
     order_type: OrderType = OrderType.MARKET
-    limit_price: Decimal | None = None
-    stop_price: Decimal | None = None
+    limit_price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
-    strategy_id: str = "api"
+    strategy_id: Id = "api"
 
 
 class OrderView(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,19 +190,40 @@ class AccountView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RebalanceRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """POST /api/v1/rebalance/preview and /execute: target weights (fractions of the investable value, summing
-    to at most 1) for the account's current positions, priced at the latest marks. Options left out come from
-    the ``rebalance`` settings. ``rebalance_id`` (required to execute) names the orders: re-executing an id
+    """POST /api/v1/rebalance/preview: targets for the account's current positions, priced at the latest marks:
+    weights (fractions of the investable value, summing to at most 1) or, with ``target_unit: "quantity"``,
+    shares per symbol. Symbols held but not named are sold. Options left out come from the ``rebalance``
+    settings. ``rebalance_id`` names the orders (default: a hash of the inputs)."""
+
+    #: symbol -> target, a decimal string: a weight, or shares with ``target_unit: "quantity"``
+    targets: dict[str, str]
+    target_unit: Literal["weight", "quantity"] = "weight"
+    rebalance_id: RebalanceId | None = None
+    drift_abs: NonNegativeDecimal | None = None
+    drift_rel: NonNegativeDecimal | None = None
+    min_trade_notional: NonNegativeDecimal | None = None
+    cash_buffer: NonNegativeDecimal | None = None
+    max_turnover: NonNegativeDecimal | None = None
+    buy_only: bool = False
+
+
+class RebalanceExecuteRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """POST /api/v1/rebalance/execute: as the preview, with a required ``rebalance_id``. Re-executing an id
     that has orders already submits nothing new and reports them."""
 
-    targets: dict[str, Decimal]
-    rebalance_id: str | None = None
-    drift_abs: Decimal | None = None
-    drift_rel: Decimal | None = None
-    min_trade_notional: Decimal | None = None
-    cash_buffer: Decimal | None = None
-    max_turnover: Decimal | None = None
+    #: symbol -> target, a decimal string: a weight, or shares with ``target_unit: "quantity"``
+    targets: dict[str, str]
+    target_unit: Literal["weight", "quantity"] = "weight"
+    rebalance_id: RebalanceId
+    drift_abs: NonNegativeDecimal | None = None
+    drift_rel: NonNegativeDecimal | None = None
+    min_trade_notional: NonNegativeDecimal | None = None
+    cash_buffer: NonNegativeDecimal | None = None
+    max_turnover: NonNegativeDecimal | None = None
     buy_only: bool = False
+
+    def plan_request(self) -> RebalanceRequest:
+        return RebalanceRequest(**{f: getattr(self, f) for f in self.__struct_fields__})
 
 
 class PlannedOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,6 +285,7 @@ __all__ = [
     "PlannedOrder",
     "PlannedPosition",
     "PositionView",
+    "RebalanceExecuteRequest",
     "RebalanceExecution",
     "RebalancePreview",
     "RebalanceRequest",

@@ -23,13 +23,11 @@ before the booking; a GET right after may still show the order as the ledger had
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 from typing import Any, Literal
 
 import msgspec
@@ -45,6 +43,7 @@ from tradepulse.api.trading_models import (
     PlannedOrder,
     PlannedPosition,
     PositionView,
+    RebalanceExecuteRequest,
     RebalanceExecution,
     RebalancePreview,
     RebalanceRequest,
@@ -62,11 +61,12 @@ from tradepulse.domain import (
     SubmitOrder,
     TimeInForce,
 )
+from tradepulse.domain.money import EXACT
 from tradepulse.portfolio.cli import options_from
 from tradepulse.portfolio.ledger import Ledger
 from tradepulse.portfolio.rebalance import RebalancePlan, RebalanceProblem, Security, build_problem, rebalance
 from tradepulse.portfolio.rebalance_execute import ExecutionError, execute_plan
-from tradepulse.portfolio.rebalance_problem import RebalanceInputError
+from tradepulse.portfolio.rebalance_problem import MAX_WEIGHT_DECIMALS, RebalanceInputError, RebalanceOptions
 from tradepulse.risk.instruments import InstrumentRegistry
 from tradepulse.storage.ledger_pages import FillQuery, OrderQuery
 from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
@@ -116,6 +116,26 @@ class Unavailable(TradingError):
     code = "unavailable"
 
 
+def _decimal(text: str | Decimal, field: str) -> Decimal:
+    """Return ``text`` as a finite Decimal below 1e15 with at most 12 decimals, or raise naming ``field``."""
+    try:
+        value = text if isinstance(text, Decimal) else Decimal(text.strip())
+    except (ArithmeticError, ValueError):
+        raise InvalidRequest(f"{text!r} is not a decimal number", field=field) from None
+    if not value.is_finite():
+        raise InvalidRequest(f"{value} is not a finite number", field=field)
+    if abs(value) >= MAX_MAGNITUDE:
+        raise InvalidRequest(f"must be < 1e15, got {value}", field=field)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise InvalidRequest(f"at most {MAX_DECIMALS} decimals, got {value}", field=field)
+    return value
+
+
+def _opt_decimal(text: str | Decimal | None, field: str) -> Decimal | None:
+    return None if text is None else _decimal(text, field)
+
+
 def _check_number(value: Decimal | None, field: str) -> None:
     if value is None:
         return
@@ -134,22 +154,22 @@ def _fills_of(result: OrderResult) -> list[FillView]:
     return [FillView.of(f) for f in result.fills]
 
 
+#: a page cursor: the last row's sort key, ``{ns}_{id}``. Any string of this form is a position in the ordering
+#: (so every cursor the schema admits is accepted: one past every row gives an empty page).
+CURSOR_PATTERN = r"^[0-9]{1,19}_[^\u0000]{1,200}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_MAX_NS = 2**63 - 1
+
+
 def _encode_cursor(ns: int, key: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode([ns, key])).decode().rstrip("=")
-
-
-_CURSOR_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+    return f"{ns}_{key}"
 
 
 def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ns, key = msgspec.json.decode(raw, type=tuple[int, str])
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidRequest("not a cursor this API returned", field="query.cursor") from None
-    if not 0 <= ns < 2**63 or not _CURSOR_KEY.match(key):
-        raise InvalidRequest("not a cursor this API returned", field="query.cursor")
-    return ns, key
+    if not _CURSOR.match(cursor):
+        raise InvalidRequest("not a cursor (the `next` of a page: digits, '_', an id)", field="query.cursor")
+    ns, _, key = cursor.partition("_")
+    return min(int(ns), _MAX_NS), key
 
 
 def _check_limit(limit: int) -> int:
@@ -189,14 +209,16 @@ class TradingService:
             raise InvalidRequest(f"unknown symbol {req.symbol!r}", field="body.symbol")
         if not instrument.tradable:
             raise InvalidRequest(f"{req.symbol} is not tradable", field="body.symbol")
-        for name in ("quantity", "limit_price", "stop_price"):
-            _check_number(getattr(req, name), f"body.{name}")
-        if not instrument.is_valid_quantity(req.quantity):
+        quantity = _decimal(req.quantity, "body.quantity")
+        prices = {name: _opt_decimal(getattr(req, name), f"body.{name}") for name in ("limit_price", "stop_price")}
+        _check_number(quantity, "body.quantity")
+        for name, price in prices.items():
+            _check_number(price, f"body.{name}")
+        if not instrument.is_valid_quantity(quantity):
             raise InvalidRequest(
-                f"{req.quantity} is not a whole number of lots of {instrument.lot_size}", field="body.quantity"
+                f"{quantity} is not a whole number of lots of {instrument.lot_size}", field="body.quantity"
             )
-        for name in ("limit_price", "stop_price"):
-            price = getattr(req, name)
+        for name, price in prices.items():
             if price is not None and not instrument.is_valid_price(price):
                 raise InvalidRequest(f"{price} is not on the tick {instrument.tick_size}", field=f"body.{name}")
         if not _STRATEGY_ID.match(req.strategy_id):
@@ -206,10 +228,10 @@ class TradingService:
                 client_order_id=req.client_order_id,
                 symbol=req.symbol,
                 side=req.side,
-                quantity=req.quantity,
+                quantity=quantity,
                 order_type=req.order_type,
-                limit_price=req.limit_price,
-                stop_price=req.stop_price,
+                limit_price=prices["limit_price"],
+                stop_price=prices["stop_price"],
                 time_in_force=req.time_in_force,
                 strategy_id=req.strategy_id,
                 account_id=account_id,
@@ -258,6 +280,12 @@ class TradingService:
                 raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
             order = fold(answer, result.events)
             return 200, OrderResponse(outcome="existing", order=OrderView.of(order), fills=_fills_of(result))
+        # The wait follows the client order id, so a concurrent submit of the same id by another account could
+        # end it with that order's reports. The order is in the ledger before any report of it (admission comes
+        # first), so its owner is known here.
+        owner = await self._record(cmd.client_order_id)
+        if owner is not None and owner.order.account_id != account_id:
+            raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
         order = fold(Order.from_submit(cmd), result.events)
         return 201, OrderResponse(outcome="created", order=OrderView.of(order), fills=_fills_of(result))
 
@@ -488,12 +516,14 @@ class TradingService:
         account = await self._ledger(self.store.account(account_id))
         if account is None:
             raise NotFound(f"no account {account_id!r}")
+        key = "targets"
+        named = {symbol: _decimal(value, f"body.targets.{symbol}") for symbol, value in req.targets.items()}
         rows = await self._ledger(self.store.positions(account_id))
         holdings = {r.position.symbol: r.position.quantity for r in rows if r.position.quantity != 0}
         marks: dict[str, Decimal] = await self._ledger(self.store.marks())
         securities = []
-        for symbol in sorted(set(req.targets) | set(holdings)):
-            where = f"body.targets.{symbol}" if symbol in req.targets else f"positions.{symbol}"
+        for symbol in sorted(set(named) | set(holdings)):
+            where = f"body.{key}.{symbol}" if symbol in named else f"positions.{symbol}"
             instrument = self.instruments.get(symbol)
             if instrument is None:
                 raise InvalidRequest(f"unknown symbol {symbol!r}", field=where)
@@ -502,11 +532,11 @@ class TradingService:
                 raise InvalidRequest(f"no price for {symbol} yet (no mark in the ledger)", field=where)
             securities.append(Security(instrument=instrument, price=price))
         flags = {
-            "drift_abs": req.drift_abs,
-            "drift_rel": req.drift_rel,
-            "min_trade_notional": req.min_trade_notional,
-            "cash_buffer": req.cash_buffer,
-            "max_turnover": req.max_turnover,
+            "drift_abs": _opt_decimal(req.drift_abs, "body.drift_abs"),
+            "drift_rel": _opt_decimal(req.drift_rel, "body.drift_rel"),
+            "min_trade_notional": _opt_decimal(req.min_trade_notional, "body.min_trade_notional"),
+            "cash_buffer": _opt_decimal(req.cash_buffer, "body.cash_buffer"),
+            "max_turnover": _opt_decimal(req.max_turnover, "body.max_turnover"),
             "fee_per_order": None,
             "fee_rate": None,
             "fee_precision": None,
@@ -519,11 +549,15 @@ class TradingService:
             options = options_from(self.settings.rebalance, **flags)
             if req.buy_only:
                 options = msgspec.structs.replace(options, allow_sells=False)
+            if req.target_unit == "weight":
+                targets = named
+            else:
+                targets = _weights_of(named, {s.symbol: s for s in securities}, account.cash, holdings, options)
             return build_problem(
-                cash=account.cash, holdings=holdings, securities=securities, targets=req.targets, options=options
+                cash=account.cash, holdings=holdings, securities=securities, targets=targets, options=options
             )
         except (RebalanceInputError, ValueError) as exc:
-            raise InvalidRequest(str(exc), field=_rebalance_field(exc)) from None
+            raise InvalidRequest(str(exc), field=_rebalance_field(exc, key)) from None
 
     def _preview(self, plan: RebalancePlan, rebalance_id: str, account_id: str) -> RebalancePreview:
         ids = {
@@ -592,21 +626,25 @@ class TradingService:
         universe = sorted(set(symbols) | set(self.instruments.symbols))
         return [f"{REBALANCE_PREFIX}-{rid}-{s}-{symbol}" for symbol in universe for s in ("S", "B")]
 
-    async def execute(self, req: RebalanceRequest, account_id: str) -> tuple[int, RebalanceExecution]:
+    async def execute(
+        self, request: RebalanceRequest | RebalanceExecuteRequest, account_id: str
+    ) -> tuple[int, RebalanceExecution]:
         """Execute the plan (sells, then buys) with client order ids ``rb-{rebalance_id}-{S|B}-{symbol}``.
 
         An id that already has orders in the ledger is not executed again: its orders are reported
         (``replayed``). Returns 200 when every order is final, 202 when some had no answer in time."""
+        req = request.plan_request() if isinstance(request, RebalanceExecuteRequest) else request
         rid = self._rebalance_id(req, required=True)
         assert rid is not None
-        for symbol in req.targets:
+        named = req.targets
+        for symbol in named:
             if symbol not in self.instruments:
                 raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.targets.{symbol}")
             if len(f"{REBALANCE_PREFIX}-{rid}-S-{symbol}") > 64:
                 raise InvalidRequest(
                     "rebalance_id + symbol make a client order id over 64 characters", field="body.rebalance_id"
                 )
-        candidates = self._candidate_ids(rid, list(req.targets))
+        candidates = self._candidate_ids(rid, list(named))
         existing: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(candidates))
         if any(r.order.account_id != account_id for r in existing.values()):
             raise Conflict(f"rebalance id {rid!r} is used by another account", field="body.rebalance_id")
@@ -662,11 +700,41 @@ class TradingService:
         )
 
 
-def _rebalance_field(exc: Exception) -> str | None:
+def _weights_of(
+    quantities: dict[str, Decimal],
+    securities: dict[str, Security],
+    cash: Decimal,
+    holdings: dict[str, Decimal],
+    options: RebalanceOptions,
+) -> dict[str, Decimal]:
+    """Return target weights that make the rebalancer aim at ``quantities``: each symbol's value at its price over
+    the investable value (cash + holdings at the prices - the cash buffer), to the weights' 12 decimals (the
+    nearest lot of that weight is the quantity asked for, short of constraints such as cash or drift bands)."""
+    with localcontext(EXACT) as ctx:
+        ctx.traps[Inexact] = False
+        value = cash + sum((q * securities[s].price for s, q in holdings.items()), Decimal(0))
+        investable = value - options.cash_buffer
+        if investable <= 0:
+            raise RebalanceInputError(None, "targets", f"nothing to invest (value {value})")
+        step = Decimal(1).scaleb(-MAX_WEIGHT_DECIMALS)
+        weights = {}
+        for symbol, qty in quantities.items():
+            instrument = securities[symbol].instrument
+            if not qty.is_finite() or qty < 0 or qty >= MAX_MAGNITUDE:
+                raise RebalanceInputError(symbol, "quantity", f"must be a finite number in 0..1e15, got {qty}")
+            if qty != 0 and not instrument.is_valid_quantity(qty):
+                raise RebalanceInputError(
+                    symbol, "quantity", f"{qty} is not a whole number of lots of {instrument.lot_size}"
+                )
+            weights[symbol] = (qty * securities[symbol].price / investable).quantize(step, rounding=ROUND_HALF_EVEN)
+    return weights
+
+
+def _rebalance_field(exc: Exception, key: str = "targets") -> str | None:
     if isinstance(exc, RebalanceInputError):
         if exc.symbol is not None:
-            return f"body.targets.{exc.symbol}"
-        return f"body.{exc.field}" if exc.field in RebalanceRequest.__struct_fields__ else "body.targets"
+            return f"body.{key}.{exc.symbol}"
+        return f"body.{exc.field}" if exc.field in RebalanceRequest.__struct_fields__ else f"body.{key}"
     return None
 
 

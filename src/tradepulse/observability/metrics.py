@@ -67,6 +67,23 @@ HTTP_REQUEST_DURATION = Histogram(
     buckets=MS_BUCKETS,
 )
 
+WEBSOCKET_CONNECTIONS = Gauge(
+    "api_websocket_connections",
+    "Open WebSocket connections to /api/v1/ws (authenticated, streaming).",
+    multiprocess_mode="livesum",
+)
+
+WEBSOCKET_CLOSES = Counter(
+    "api_websocket_closes_total",
+    "WebSocket connections ended, by why (client_left, slow_consumer, auth, policy, too_big, unavailable, "
+    "shutdown, error).",
+    ["reason"],
+)
+
+WEBSOCKET_MESSAGES = Counter(
+    "api_websocket_messages_total", "Feed messages (signals, quotes, orders, fills) sent to WebSocket clients."
+)
+
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Expose this process's metrics on ``http://host:port/metrics`` from a daemon thread (0: don't).

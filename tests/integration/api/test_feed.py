@@ -118,6 +118,28 @@ async def test_a_real_engine_run_reaches_the_owner_of_the_order_and_only_them(
         await asyncio.sleep(0.3)
         assert mine.queued == 0, "an order of another account (and symbol) never reaches this subscriber"
         assert theirs.queued == 0
+
+        # a risk rejection (built at admission, not from a venue report) is routed the same way
+        refused = await client.submit(
+            SubmitOrder(
+                client_order_id="feed-3",
+                symbol="AAA",
+                side=Side.BUY,
+                quantity=Decimal(1_000_000),
+                time_in_force=TimeInForce.IOC,
+                account_id="default",
+                ts_ns=time.time_ns(),
+            ),
+            timeout=10,
+        )
+        assert refused.status.value == "REJECTED"
+        (rejected,) = await frames(mine, 1)
+        assert (rejected["channel"], rejected["data"]["type"], rejected["account_id"]) == (
+            "orders",
+            "OrderRejected",
+            "default",
+        )
+        assert rejected["data"]["reason"] == refused.events[-1].reason  # type: ignore[union-attr]
         await client.close()
     finally:
         await feed.close()

@@ -104,6 +104,9 @@ async def test_bad_path_values_are_422(app_client: httpx.AsyncClient, make_key: 
         (b'{"state": "PAUSED", "reason": "x"}', "body.state"),
         (b'{"state": "ACTIVE"}', "body.reason"),
         (b'{"state": "ACTIVE", "reason": ""}', "body.reason"),
+        (b'{"state": "ACTIVE", "reason": "a\\u0000b"}', "body.reason"),
+        (b'{"state": "ACTIVE", "reason": "forged\\nlog line"}', "body.reason"),
+        (b'{"state": "ACTIVE", "reason": "\\ud800"}', None),
         (b'{"state": "ACTIVE", "reason": 12}', "body.reason"),
         (b'{"state": "ACTIVE", "reason": "x", "extra": 1}', "body.extra"),
         (b'{"state": NaN, "reason": "x"}', None),
@@ -142,3 +145,23 @@ async def test_duplicate_json_keys_take_one_value_consistently(
     assert r.status_code == 200
     assert r.json()["state"] == "REDUCING"
     assert (await api_services.ledger.trading_state()).state == "REDUCING"
+
+
+async def test_large_responses_are_gzipped_small_ones_not(
+    app_client: httpx.AsyncClient, make_key: MakeKey, api_services: Services
+) -> None:
+    from tradepulse.domain import Signal, SignalAction
+
+    token = await make_key(Scope.READ)
+    for i in range(100):  # a latest-signals body well above api.gzip_min_bytes
+        api_services.signals.add(
+            Signal(symbol=f"GZ{i:03d}", action=SignalAction.BUY, confidence=0.5, model_version="v1", ts_ns=i)
+        )
+    big = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "gzip"})
+    assert big.status_code == 200
+    assert big.headers["content-encoding"] == "gzip"
+    assert len(big.json()["signals"]) >= 100  # httpx decompressed it
+    small = await app_client.get("/api/v1/health", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+    plain = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers

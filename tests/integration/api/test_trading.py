@@ -163,6 +163,8 @@ async def test_pagination_walks_every_order_exactly_once(trading_api: TradingApi
     assert sorted(fills) == ids
     big = base64.urlsafe_b64encode(json.dumps([2**70, "pg-01"]).encode()).decode()
     nul = base64.urlsafe_b64encode(json.dumps([1, "pg\u000001"]).encode()).decode()
+    beyond = await api.http.get("/api/v1/orders", params={"cursor": "9999999999999999999_zz"}, headers=a)
+    assert beyond.json() == {"orders": [], "next": None}
     for bad in (
         {"limit": 0},
         {"limit": 501},
@@ -171,6 +173,7 @@ async def test_pagination_walks_every_order_exactly_once(trading_api: TradingApi
         {"cursor": nul},
         {"status": "DONE"},
         {"since_ns": -1},
+        {"cursor": "12345678901234567890_pg-01"},
         {"symbol": "AA\x00A"},
         {"client_order_id": "a b"},
     ):
@@ -253,6 +256,14 @@ async def test_rebalance_preview_execute_and_replay(trading_api: TradingApi) -> 
     r = await api.http.post("/api/v1/rebalance/execute", json=unknown, headers=a)
     assert r.status_code == 422
     assert r.json()["error"]["field"] == "body.targets.ZZ\u0000Z"
+    by_qty = {"targets": {"AAA": "90", "BBB": "30"}, "target_unit": "quantity"}
+    r = await api.http.post("/api/v1/rebalance/preview", json=by_qty, headers=a)
+    assert r.status_code == 200, r.text
+    after = {p["symbol"]: p["quantity_after"] for p in r.json()["positions"]}
+    assert after == {"AAA": "90", "BBB": "30"}
+    unit = await api.http.post("/api/v1/rebalance/preview", json={**by_qty, "target_unit": "shares"}, headers=a)
+    assert unit.status_code == 422
+    assert unit.json()["error"]["field"] == "body.target_unit"
     bad = await api.http.post("/api/v1/rebalance/preview", json={"targets": {"AAA": "NaN"}}, headers=a)
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "body.targets.AAA"

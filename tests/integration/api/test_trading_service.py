@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from tests.integration.api.trading_fixtures import Trading, trading, wait_marks
-from tests.support.engine import tick, until_async
+from tests.support.engine import EngineHarness, settings_for, tick, until_async
 from tradepulse.api.trading_models import OrderRequest, RebalanceRequest
 from tradepulse.api.trading_service import Conflict, InvalidRequest, NotFound, TradingService
+from tradepulse.bus import MemoryTransport
+from tradepulse.client import OrderClient
 from tradepulse.domain import OrderStatus, OrderType, RejectReason, Side, TimeInForce
 from tradepulse.portfolio.ledger import verify
+from tradepulse.storage.ledger_sqlite import SqliteLedgerStore
 
 __all__ = ["trading"]
 D = Decimal
@@ -20,7 +25,7 @@ B = "acct-b"
 
 
 def req(coid: str, qty: str = "10", side: Side = Side.BUY, symbol: str = "AAA", **kw: object) -> OrderRequest:
-    return OrderRequest(client_order_id=coid, symbol=symbol, side=side, quantity=D(qty), **kw)  # type: ignore[arg-type]
+    return OrderRequest(client_order_id=coid, symbol=symbol, side=side, quantity=qty, **kw)  # type: ignore[arg-type]
 
 
 async def test_submit_is_idempotent_by_client_order_id_and_bound_to_its_account(trading: Trading) -> None:
@@ -57,9 +62,9 @@ async def test_submit_is_idempotent_by_client_order_id_and_bound_to_its_account(
         ({"qty": "Infinity"}, "body.quantity"),
         ({"qty": "1e308"}, "body.quantity"),
         ({"qty": "1.000000000000000000000000000000000000001"}, "body.quantity"),
-        ({"order_type": OrderType.LIMIT, "limit_price": D("100.005")}, "body.limit_price"),
+        ({"order_type": OrderType.LIMIT, "limit_price": "100.005"}, "body.limit_price"),
         ({"order_type": OrderType.LIMIT}, "body.limit_price"),
-        ({"limit_price": D("100.00")}, "body.limit_price"),
+        ({"limit_price": "100.00"}, "body.limit_price"),
         ({"time_in_force": TimeInForce.GTC}, "body.time_in_force"),
         ({"coid": "bad id with spaces"}, "body.client_order_id"),
     ],
@@ -86,7 +91,7 @@ async def test_a_risk_rejection_is_a_created_order_with_its_reason(trading: Trad
 
 async def test_resting_orders_list_get_and_cancel_per_account(trading: Trading) -> None:
     svc = trading.service
-    limit = {"order_type": OrderType.LIMIT, "limit_price": D("95.00"), "time_in_force": TimeInForce.GTC}
+    limit = {"order_type": OrderType.LIMIT, "limit_price": "95.00", "time_in_force": TimeInForce.GTC}
     status, resting = await svc.submit(req("l-1", **limit), "default")
     assert status == 201
     assert resting.order.status is OrderStatus.ACCEPTED
@@ -184,7 +189,7 @@ async def test_rebalance_preview_execute_and_replay_never_double_trades(trading:
     await svc.submit(req("r-seed", qty="100"), "default")  # 100 AAA ~ 10,000
     await trading.harness.quiet()
     await wait_marks(trading.store)
-    targets = {"AAA": D("0.005"), "BBB": D("0.01")}
+    targets = {"AAA": "0.005", "BBB": "0.01"}
     preview = await svc.preview(RebalanceRequest(targets=targets, rebalance_id="rb1"), "default")
     sides = {(o.side, o.symbol) for o in preview.orders}
     assert sides == {(Side.SELL, "AAA"), (Side.BUY, "BBB")}
@@ -202,7 +207,7 @@ async def test_rebalance_preview_execute_and_replay_never_double_trades(trading:
     venue = trading.harness.venue
     assert venue is not None
     fills_before = venue.fills
-    status, replay = await svc.execute(RebalanceRequest(targets={"AAA": D("0.9")}, rebalance_id="rb1"), "default")
+    status, replay = await svc.execute(RebalanceRequest(targets={"AAA": "0.9"}, rebalance_id="rb1"), "default")
     assert status == 200
     assert replay.outcome == "replayed"
     assert {o.order_id for o in replay.orders} == {"rb-rb1-S-AAA", "rb-rb1-B-BBB"}
@@ -215,10 +220,10 @@ async def test_rebalance_preview_execute_and_replay_never_double_trades(trading:
         await svc.execute(RebalanceRequest(targets=targets), "default")
     assert missing.value.field == "body.rebalance_id"
     with pytest.raises(InvalidRequest) as unknown:
-        await svc.preview(RebalanceRequest(targets={"ZZZ": D("0.1")}), "default")
+        await svc.preview(RebalanceRequest(targets={"ZZZ": "0.1"}), "default")
     assert unknown.value.field == "body.targets.ZZZ"
     with pytest.raises(InvalidRequest) as over:
-        await svc.preview(RebalanceRequest(targets={"AAA": D("0.7"), "BBB": D("0.7")}), "default")
+        await svc.preview(RebalanceRequest(targets={"AAA": "0.7", "BBB": "0.7"}), "default")
     assert over.value.field is not None
     assert await verify(trading.store, "default") == []
 
@@ -246,3 +251,88 @@ async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Tr
     assert existing.order.status is stored.status
     assert existing.order.status in (OrderStatus.FILLED, OrderStatus.REJECTED)
     assert len(await trading.store.fills(client_order_ids=["late-1"])) == (stored.status is OrderStatus.FILLED)
+
+
+async def test_rebalance_to_target_quantities(trading: Trading) -> None:
+    svc = trading.service
+    await svc.submit(req("q-seed", qty="100"), "default")
+    await trading.harness.quiet()
+    await wait_marks(trading.store)
+    ask = RebalanceRequest(targets={"AAA": "40", "BBB": "25"}, target_unit="quantity", rebalance_id="q1")
+    preview = await svc.preview(ask, "default")
+    assert {(o.side, o.symbol, o.quantity) for o in preview.orders} == {
+        (Side.SELL, "AAA", D(60)),
+        (Side.BUY, "BBB", D(25)),
+    }
+    status, done = await svc.execute(ask, "default")
+    assert status == 200
+    assert done.failed == 0
+    await trading.harness.quiet()
+    assert {p.symbol: p.quantity for p in await svc.positions("default")} == {"AAA": D(40), "BBB": D(25)}
+    for bad, field in (
+        (RebalanceRequest(targets={"AAA": "1.5"}, target_unit="quantity"), "body.targets.AAA"),
+        (RebalanceRequest(targets={"AAA": "-1"}, target_unit="quantity"), "body.targets.AAA"),
+        (RebalanceRequest(targets={"AAA": "1000000000"}, target_unit="quantity"), "body.targets.AAA"),
+        (RebalanceRequest(targets={"AAA": "x"}, target_unit="quantity"), "body.targets.AAA"),
+    ):
+        with pytest.raises(InvalidRequest) as err:
+            await svc.preview(bad, "default")
+        assert err.value.field == field, (bad, err.value)
+
+
+async def test_concurrent_submits_of_one_id_by_two_accounts_never_both_succeed(trading: Trading) -> None:
+    svc = trading.service
+    for i in range(8):
+        coid = f"race-{i}"
+        results = await asyncio.gather(
+            svc.submit(req(coid), "default"), svc.submit(req(coid), B), return_exceptions=True
+        )
+        statuses = sorted(409 if isinstance(r, Conflict) else r[0] for r in results)  # type: ignore[index]
+        assert statuses in ([201, 409], [200, 409]), results
+        (record,) = (await trading.store.get_orders([coid])).values()
+        winner = 0 if record.order.account_id == "default" else 1
+        won = results[winner]
+        assert not isinstance(won, BaseException)
+        assert won[1].order.account_id == record.order.account_id
+        assert isinstance(results[1 - winner], Conflict)
+    await trading.harness.quiet()
+    assert trading.harness.venue is not None
+    assert trading.harness.venue.fills == 8
+
+
+async def test_the_service_over_the_embedded_sqlite_ledger(tmp_path: Path) -> None:
+    """The embedded mode: in-process bus, SQLite ledger (the engine's and the service's own connection)."""
+    bus = MemoryTransport()
+    settings = settings_for(tmp_path, risk={"accounts": ("default", B)})
+    harness = EngineHarness(settings, bus)
+    await harness.start()
+    await harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+    store = SqliteLedgerStore(settings.database.sqlite_path)
+    await store.open()
+    client = OrderClient(bus, partitions=settings.bus.order_partitions, block_ms=100)
+    await client.start()
+    svc = TradingService.create(settings, store, client)
+    try:
+        for i in range(5):
+            status, _ = await svc.submit(req(f"s-{i}", qty="2"), "default")
+            assert status == 201
+        assert (await svc.submit(req("s-0"), "default"))[0] == 200
+        with pytest.raises(Conflict):
+            await svc.submit(req("s-0"), B)
+        await harness.quiet()
+        first = await svc.list_orders("default", limit=3)
+        assert first.next is not None
+        rest = await svc.list_orders("default", limit=3, cursor=first.next)
+        assert [o.order_id for o in first.orders + rest.orders] == [f"s-{i}" for i in range(5)]
+        assert rest.next is None
+        fills = await svc.list_fills("default", order="desc")
+        assert sorted(f.order_id for f in fills.fills) == [f"s-{i}" for i in range(5)]
+        account = await svc.account("default")
+        assert account.cash == D(10_000_000) - sum((D(f.price) * f.quantity + f.fee for f in fills.fills), D(0))
+        assert (await svc.position("AAA", "default")).quantity == D(10)
+        assert await verify(store, "default") == []
+    finally:
+        await client.close()
+        await harness.stop()
+        await store.close()
+        await bus.close()

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import uvicorn
+from prometheus_client import REGISTRY
 
 from tests.integration.api.conftest import api_settings_for
 from tests.integration.bus_fixtures import make_redis
@@ -88,6 +89,10 @@ async def connect(server: str) -> AsyncIterator[Connect]:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(), 2)
     await session.close()
+
+
+def closes(reason: str) -> float:
+    return REGISTRY.get_sample_value("api_websocket_closes_total", {"reason": reason}) or 0.0
 
 
 async def key_for(services: Services, scope: str = "read", account: str = "default") -> str:
@@ -207,7 +212,19 @@ async def test_heartbeats_arrive_while_nothing_else_does(services: Services, con
     assert beats[1]["ts_ns"] > beats[0]["ts_ns"]
 
 
+@pytest.mark.parametrize("ws_api", [{"ws_heartbeat_s": 0.2}])
+async def test_a_key_revoked_while_connected_ends_the_connection_at_the_next_heartbeat(
+    services: Services, connect: Connect
+) -> None:
+    key, token = await services.keys.create(name="soon-revoked", account_id="default", scope="read")
+    ws = await connect(token)
+    assert (await receive(ws, timeout=5))["type"] == "heartbeat", "the key is still good"
+    await services.keys.revoke(key.key_id)
+    assert await closed_with(ws) == (4401, "invalid API key")
+
+
 async def test_keys_by_header_or_query_and_refusals_with_a_reason(services: Services, connect: Connect) -> None:
+    refused = closes("auth")
     token = await key_for(services)
     ws = await connect(query=f"?api_key={token}")
     await subscribe(ws, ["quotes"], ["AAA"])
@@ -222,6 +239,7 @@ async def test_keys_by_header_or_query_and_refusals_with_a_reason(services: Serv
     admin = await connect(await key_for(services, "admin", "ops"), query="?account=other", read_welcome=False)
     welcome = await receive(admin)
     assert (welcome["type"], welcome["account_id"]) == ("welcome", "other")
+    assert closes("auth") == refused + 3
 
 
 async def test_bad_messages_get_clear_errors_then_abuse_is_closed(services: Services, connect: Connect) -> None:
@@ -284,6 +302,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_its_queue_stays_b
 ) -> None:
     feed = services.feed
     assert isinstance(feed, LiveFeed)
+    cut_off = closes("slow_consumer")
     ws = await connect(await key_for(services))
     await subscribe(ws, ["quotes"], None)
     # the client reads nothing from here on: socket buffers fill, then the server-side queue, then it is cut off
@@ -297,3 +316,4 @@ async def test_a_client_that_stops_reading_is_disconnected_and_its_queue_stays_b
     assert feed.subscribers == 0
     code, reason = await closed_with(ws, timeout=30)
     assert (code, reason) == (1008, "slow consumer: more than 20 messages queued")
+    assert closes("slow_consumer") == cut_off + 1

@@ -14,10 +14,9 @@ from litestar.params import Parameter
 
 from tradepulse.api.auth import Scope, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError
-from tradepulse.api.routes.common import Symbol, TimeNs
+from tradepulse.api.routes.common import Symbol, time_ns_param
 from tradepulse.api.services import ServicesDep
 from tradepulse.domain import Tick
-from tradepulse.domain.batch import BAR_INTERVALS
 
 MAX_TICKS = 10_000
 MAX_BARS = 10_000
@@ -90,10 +89,9 @@ class BarList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _range(start_ns: int | None, end_ns: int | None, default_span_ns: int) -> tuple[int, int]:
+    """Return the [start, end) range a query names; a range with start >= end is empty (not an error)."""
     end = time.time_ns() if end_ns is None else end_ns
     start = max(0, end - default_span_ns) if start_ns is None else start_ns
-    if start >= end:
-        raise ApiError(422, "validation_error", "start_ns must be before end_ns", field="query.start_ns")
     return start, end
 
 
@@ -118,12 +116,14 @@ async def quote(services: ServicesDep, symbol: Symbol) -> Quote:
 async def ticks(
     services: ServicesDep,
     symbol: Symbol,
-    start_ns: Annotated[TimeNs | None, Parameter(description="From (inclusive); default end_ns - 1 h.")] = None,
-    end_ns: Annotated[TimeNs | None, Parameter(description="To (exclusive); default now.")] = None,
+    start_ns: Annotated[int | None, time_ns_param("From (inclusive); default end_ns - 1 h.")] = None,
+    end_ns: Annotated[int | None, time_ns_param("To (exclusive); default now.")] = None,
     limit: Annotated[int, Parameter(ge=1, le=MAX_TICKS, description="At most this many, oldest first.")] = 1_000,
 ) -> TickList:
     """Ticks of ``symbol`` with ``start_ns <= ts_ns < end_ns``, in time order."""
     start, end = _range(start_ns, end_ns, HOUR_NS)
+    if start >= end:
+        return TickList(symbol=symbol, start_ns=start, end_ns=end, ticks=[])
     batch = await services.ticks.ticks(symbol, start, end, limit=limit)
     out = [
         TickOut(ts_ns=t, price=p, size=s, bid=b, ask=a, bid_size=bs, ask_size=as_)
@@ -146,17 +146,18 @@ async def bars(
     services: ServicesDep,
     symbol: Symbol,
     interval: Annotated[Literal["1m", "5m", "15m", "1h", "1d"], Parameter(description="Bar length.")] = "1m",
-    start_ns: Annotated[TimeNs | None, Parameter(description="Buckets from (inclusive); default 1 day back.")] = None,
-    end_ns: Annotated[TimeNs | None, Parameter(description="Buckets to (exclusive); default now.")] = None,
+    start_ns: Annotated[int | None, time_ns_param("Buckets from (inclusive); default 1 day back.")] = None,
+    end_ns: Annotated[int | None, time_ns_param("Buckets to (exclusive); default now.")] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_BARS, description="At most this many, the most recent.")] = 1_000,
 ) -> BarList:
-    """Bars built from the stored ticks, for buckets starting in ``[start_ns, end_ns)``, in time order."""
-    seconds = BAR_INTERVALS[interval]
+    """Bars built from the stored ticks, for buckets starting in ``[start_ns, end_ns)`` (only buckets with ticks),
+    the most recent ``limit`` of them, in time order."""
     start, end = _range(start_ns, end_ns, 24 * HOUR_NS)
-    if (end - start) // (seconds * 1_000_000_000) > MAX_BARS:
-        raise ApiError(
-            422, "validation_error", f"at most {MAX_BARS} bars per request; narrow the range", field="query.start_ns"
-        )
+    if start >= end:
+        return BarList(symbol=symbol, interval=interval, bars=[])
     batch = await services.ticks.bars(symbol, interval, start, end)
+    if len(batch) > limit:
+        batch = batch.take(slice(len(batch) - limit, None))
     return BarList(
         symbol=symbol,
         interval=interval,

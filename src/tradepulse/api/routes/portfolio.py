@@ -16,13 +16,14 @@ from tradepulse.api.services import ServicesDep
 from tradepulse.api.trading_models import (
     AccountView,
     PositionView,
+    RebalanceExecuteRequest,
     RebalanceExecution,
     RebalancePreview,
     RebalanceRequest,
 )
 
 
-@get("/positions", summary="Positions at the latest marks")
+@get("/positions", summary="Positions at the latest marks", responses=NOT_FOUND)
 async def positions(
     request: Request[Principal, Any, Any], services: ServicesDep, account: Account = None
 ) -> list[PositionView]:
@@ -49,7 +50,7 @@ async def account_summary(
         return await trading(services).account(account_of(request.user, account))
 
 
-@post("/rebalance/preview", status_code=200, summary="Plan a rebalance to target weights")
+@post("/rebalance/preview", status_code=200, summary="Plan a rebalance to targets", responses=NOT_FOUND)
 async def rebalance_preview(
     request: Request[Principal, Any, Any],
     services: ServicesDep,
@@ -67,6 +68,7 @@ async def rebalance_preview(
     status_code=200,
     summary="Execute a rebalance (idempotent by rebalance_id)",
     responses={
+        **NOT_FOUND,
         202: ResponseSpec(RebalanceExecution, description="Some order had no final answer in time."),
         409: ResponseSpec(ErrorBody, description="The rebalance id is used by another account."),
     },
@@ -74,7 +76,7 @@ async def rebalance_preview(
 async def rebalance_execute(
     request: Request[Principal, Any, Any],
     services: ServicesDep,
-    data: JSONBody[RebalanceRequest],
+    data: JSONBody[RebalanceExecuteRequest],
     account: Account = None,
 ) -> Response[RebalanceExecution]:
     """Send the plan's sells, await them, then its buys, as ``rb-{rebalance_id}-{S|B}-{symbol}``. An id that

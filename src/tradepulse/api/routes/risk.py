@@ -15,6 +15,7 @@ from litestar import Request, Router, get, put
 from litestar.params import JSONBody
 
 from tradepulse.api.auth import Principal, Scope, requires
+from tradepulse.api.routes.common import NO_CONTROL_CHARS
 from tradepulse.api.services import ServicesDep
 from tradepulse.config import RiskConfig
 from tradepulse.domain import TradingState
@@ -70,7 +71,7 @@ class SetTradingState(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     """The kill switch: ACTIVE, REDUCING (only orders that shrink a position) or HALTED."""
 
     state: TradingState
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=NO_CONTROL_CHARS)]
 
 
 @get("/risk/limits", sync_to_thread=False, summary="Pre-trade risk limits")

@@ -18,10 +18,10 @@ from litestar.params import JSONBody, Parameter
 
 from tradepulse.api.auth import Principal, Scope, account_of, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError, ErrorBody
-from tradepulse.api.routes.common import SYMBOL_PATTERN, Symbol, TimeNs
+from tradepulse.api.routes.common import SYMBOL_PATTERN, Symbol, time_ns_param
 from tradepulse.api.services import Services, ServicesDep
 from tradepulse.api.trading_models import FillPage, FillView, OrderPage, OrderRequest, OrderResponse
-from tradepulse.api.trading_service import DEFAULT_LIMIT, MAX_LIMIT, TradingError, TradingService
+from tradepulse.api.trading_service import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, TradingError, TradingService
 from tradepulse.domain import OrderStatus, Side
 
 #: a client order id in a path (the API's order id)
@@ -37,7 +37,13 @@ OrderIdFilter = Annotated[
     str | None, Parameter(pattern=_ID, max_length=64, description="Only this order.", required=False)
 ]
 Cursor = Annotated[
-    str | None, Parameter(max_length=256, description="The `next` of the previous page.", required=False)
+    str | None,
+    Parameter(
+        pattern=CURSOR_PATTERN,
+        max_length=220,
+        description="The `next` of the previous page.",
+        required=False,
+    ),
 ]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
 Direction = Annotated[
@@ -46,8 +52,8 @@ Direction = Annotated[
 SymbolFilter = Annotated[
     str | None, Parameter(pattern=SYMBOL_PATTERN, max_length=32, description="Only this symbol.", required=False)
 ]
-SinceNs = Annotated[TimeNs | None, Parameter(description="From this time (inclusive).", required=False)]
-UntilNs = Annotated[TimeNs | None, Parameter(description="Before this time (exclusive).", required=False)]
+SinceNs = Annotated[int | None, time_ns_param("From this time (inclusive).")]
+UntilNs = Annotated[int | None, time_ns_param("Before this time (exclusive).")]
 
 _CONFLICT = ResponseSpec(ErrorBody, description="The client order id belongs to another account.")
 _SUBMIT_RESPONSES = {

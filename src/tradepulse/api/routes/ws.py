@@ -4,7 +4,8 @@ Connect with an API key (any scope) in the ``X-API-Key`` header or ``Authorizati
 (which cannot set headers on a WebSocket), as ``?api_key=tp_...`` in the URL (the URL may reach proxy logs: use a
 read key there). An ADMIN key may watch another account with ``?account=NAME``. The server accepts the connection,
 then answers a missing or bad key by closing with 4401, a missing scope with 4403, an exceeded rate limit with
-1013 (try again later), each with a reason.
+1013 (try again later), each with a reason. The key is checked again at every heartbeat: a key revoked while
+connected ends the connection with 4401.
 
 Client -> server (JSON text messages; ``id`` is optional and echoed in the answer)::
 
@@ -30,6 +31,9 @@ than ``MAX_MESSAGE_BYTES``, or a binary one, the server closes with 1008 (policy
 A client that does not keep up is disconnected: its queue holds at most ``api.ws_queue_max`` messages, and the
 one that does not fit closes the connection with 1008 and reason ``slow consumer: ...``. Reconnect and
 resubscribe; the feed is live (no replay), so read what was missed over REST (orders, fills, signals).
+
+Metrics: ``api_websocket_connections`` (open now), ``api_websocket_closes_total{reason}`` (client_left,
+slow_consumer, auth, policy, too_big, unavailable, shutdown, error), ``api_websocket_messages_total``.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from tradepulse.api.errors import field_from_msgspec
 from tradepulse.api.feed import ALL, CHANNELS, FeedClosed, LiveFeed, SlowConsumer, Subscriber, validate_symbol
 from tradepulse.api.services import Services, ServicesDep
 from tradepulse.bus import BusUnavailable
+from tradepulse.observability.metrics import WEBSOCKET_CLOSES, WEBSOCKET_CONNECTIONS, WEBSOCKET_MESSAGES
 from tradepulse.storage.keys import KeyStoreError
 
 log = logging.getLogger("tradepulse.api.ws")
@@ -71,6 +76,18 @@ WS_INTERNAL = 1011
 WS_TRY_AGAIN = 1013
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
+
+
+#: close code -> the reason label of ``api_websocket_closes_total``
+_REASONS = {
+    WS_GOING_AWAY: "shutdown",
+    WS_POLICY: "policy",
+    WS_TOO_BIG: "too_big",
+    WS_INTERNAL: "error",
+    WS_TRY_AGAIN: "unavailable",
+    WS_UNAUTHORIZED: "auth",
+    WS_FORBIDDEN: "auth",
+}
 
 
 class Op(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -102,11 +119,15 @@ def _error(code: str, message: str, field: str | None = None, op_id: str | int |
     return _encoder.encode(body).decode()
 
 
-async def _authenticate(socket: WebSocket[Any, Any, Any], services: Services) -> Principal:
-    """Return the caller's principal, or raise :class:`_Close` saying why not."""
-    token = token_of(socket) or socket.query_params.get("api_key")
+def _token(socket: WebSocket[Any, Any, Any]) -> str:
+    token: str | None = token_of(socket) or socket.query_params.get("api_key")
     if not token:
         raise _Close(WS_UNAUTHORIZED, "an API key is required (X-API-Key, Authorization: Bearer, or ?api_key=)")
+    return token
+
+
+async def _principal(services: Services, token: str) -> Principal:
+    """Return the principal of a valid ``token``, or raise :class:`_Close` saying why not."""
     principal = services.key_cache.get(token)
     if principal is None:
         try:
@@ -118,6 +139,12 @@ async def _authenticate(socket: WebSocket[Any, Any, Any], services: Services) ->
             raise _Close(WS_UNAUTHORIZED, "invalid API key")
         principal = Principal.of(key)
         services.key_cache.put(token, principal)
+    return principal
+
+
+async def _authenticate(services: Services, token: str) -> Principal:
+    """Return the caller's principal once its key and rate limit allow the connection; else raise _Close."""
+    principal = await _principal(services, token)
     if principal.scope < Scope.READ:  # pragma: no cover - every scope includes READ today
         raise _Close(WS_FORBIDDEN, "this key may not read")
     decision = await services.limiter.check(principal.key_id)
@@ -138,11 +165,15 @@ def _account(socket: WebSocket[Any, Any, Any], principal: Principal) -> str:
 class Session:
     """One connection: its subscriber, its sends (one at a time), and its two loops."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], feed: LiveFeed, sub: Subscriber, heartbeat_s: float) -> None:
+    def __init__(
+        self, socket: WebSocket[Any, Any, Any], services: Services, token: str, feed: LiveFeed, sub: Subscriber
+    ) -> None:
         self.socket = socket
+        self.services = services
+        self.token = token
         self.feed = feed
         self.sub = sub
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = services.settings.api.ws_heartbeat_s
         self.errors = 0
         self._send_lock = asyncio.Lock()
 
@@ -163,9 +194,20 @@ class Session:
                         frames = await sub.next()  # raises the FeedError that ended the stream
             for frame in frames:
                 await self.send(frame)
+            if frames:
+                WEBSOCKET_MESSAGES.inc(len(frames))
             if time.monotonic() >= next_beat:
+                await self._recheck_key()
                 await self.send(_encoder.encode({"type": "heartbeat", "ts_ns": time.time_ns()}).decode())
                 next_beat = time.monotonic() + self.heartbeat_s
+
+    async def _recheck_key(self) -> None:
+        """End the connection (4401) if its key was revoked; a key store outage does not end it."""
+        try:
+            await _principal(self.services, self.token)
+        except _Close as close:
+            if close.code != WS_TRY_AGAIN:
+                raise
 
     async def receiver(self) -> None:
         """Handle client messages until the client leaves (return) or must be cut off (:class:`_Close`)."""
@@ -253,19 +295,23 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
     await socket.accept()
     feed: LiveFeed | None = services.feed
     try:
-        principal = await _authenticate(socket, services)
+        token = _token(socket)
+        principal = await _authenticate(services, token)
         account = _account(socket, principal)
         if feed is None:
             raise _Close(WS_INTERNAL, "the live feed is not running in this server")
         sub = feed.attach(account, queue_max=services.settings.api.ws_queue_max)
     except _Close as close:
+        WEBSOCKET_CLOSES.labels(_REASONS.get(close.code, "error")).inc()
         await _close(socket, close.code, close.reason)
         return
     except FeedClosed:
+        WEBSOCKET_CLOSES.labels("shutdown").inc()
         await _close(socket, WS_GOING_AWAY, "the server is shutting down")
         return
+    WEBSOCKET_CONNECTIONS.inc()
     api = services.settings.api
-    session = Session(socket, feed, sub, api.ws_heartbeat_s)
+    session = Session(socket, services, token, feed, sub)
     code, reason = WS_NORMAL, ""
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -302,10 +348,11 @@ async def live(socket: WebSocket[Any, Any, Any], services: ServicesDep) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         feed.detach(sub)
+        WEBSOCKET_CONNECTIONS.dec()
+        label = "client_left" if not code else _REASONS.get(code, "error")
+        WEBSOCKET_CLOSES.labels("slow_consumer" if isinstance(sub.closed, SlowConsumer) else label).inc()
     if code:
         await _close(socket, code, reason)
 
