@@ -70,22 +70,29 @@ async def test_unknown_query_parameter_is_422(app_client: httpx.AsyncClient, mak
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("path", "query", "field"),
     [
-        ("limit=0", "query.limit"),
-        ("limit=100001", "query.limit"),
-        ("limit=abc", "query.limit"),
-        ("limit=1e308", "query.limit"),
-        ("limit=NaN", "query.limit"),
-        ("limit=Infinity", "query.limit"),
-        ("limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=0", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=100001", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=abc", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=1e308", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=NaN", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=Infinity", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/market/AAA/ticks", "start_ns=-1", "query.start_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=1e308", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=9223372036854775808", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "start_ns=NaN", "query.start_ns"),
+        ("/api/v1/market/AAA/bars", "interval=1s", "query.interval"),
+        ("/api/v1/market/AAA/bars", "limit=-Infinity", "query.limit"),
+        ("/api/v1/market/AAA/bars", "start_ns=4102444800000000001", "query.start_ns"),
     ],
 )
 async def test_bad_query_values_are_422_with_the_field(
-    app_client: httpx.AsyncClient, make_key: MakeKey, query: str, field: str
+    app_client: httpx.AsyncClient, make_key: MakeKey, path: str, query: str, field: str
 ) -> None:
     token = await make_key(Scope.READ)
-    r = await app_client.get(f"/api/v1/signals/AAA/history?{query}", headers={"X-API-Key": token})
+    r = await app_client.get(f"{path}?{query}", headers={"X-API-Key": token})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
 
