@@ -141,17 +141,26 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     assert await api_services.ledger.trading_state() == before
 
 
-async def test_duplicate_json_keys_take_one_value_consistently(
+async def test_duplicate_json_keys_are_refused(
     app_client: httpx.AsyncClient, make_key: MakeKey, api_services: Services
 ) -> None:
-    """JSON with a key twice is accepted by every mainstream parser with the last value winning; the API does the
-    same (msgspec), so what is validated is what is applied."""
+    """A key named twice is refused (a parser would keep one value, not necessarily the one a proxy or a log
+    showed); nothing changes."""
     token = await make_key(Scope.ADMIN)
-    body = b'{"state": "PAUSED", "reason": "dup", "state": "REDUCING"}'
-    r = await app_client.put(STATE, content=body, headers={"X-API-Key": token, "Content-Type": "application/json"})
-    assert r.status_code == 200
-    assert r.json()["state"] == "REDUCING"
-    assert (await api_services.ledger.trading_state()).state == "REDUCING"
+    before = await api_services.ledger.trading_state()
+    for body, field in (
+        (b'{"state": "HALTED", "reason": "dup", "state": "REDUCING"}', "body.state"),
+        (b'{"reason": "a", "state": "HALTED", "reason": "b"}', "body.reason"),
+    ):
+        r = await app_client.put(STATE, content=body, headers={"X-API-Key": token, "Content-Type": "application/json"})
+        assert r.status_code == 422
+        assert r.json()["error"] == {
+            "code": "validation_error",
+            "message": r.json()["error"]["message"],
+            "field": field,
+        }
+        assert "duplicate key" in r.json()["error"]["message"]
+    assert await api_services.ledger.trading_state() == before
 
 
 async def test_large_responses_are_gzipped_small_ones_not(
