@@ -22,6 +22,7 @@ are gzip-compressed for clients that accept it.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -95,18 +96,42 @@ def _query_names(handler: HTTPRouteHandler) -> frozenset[str]:
 _declared: dict[HTTPRouteHandler, frozenset[str]] = {}
 
 
-async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """Refuse query parameters the route does not declare (422 naming the first one)."""
-    if not request.scope["query_string"]:
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Refuse what the route would otherwise accept silently: query parameters it does not declare, and a JSON
+    body naming a key twice (a parser keeps one value, not necessarily the one a proxy or a log showed)."""
+    if request.scope["query_string"]:
+        handler = request.route_handler
+        assert isinstance(handler, HTTPRouteHandler)
+        allowed = _declared.get(handler)
+        if allowed is None:
+            allowed = _declared[handler] = _query_names(handler)
+        for name in request.query_params:
+            if name not in allowed and name not in request.path_params:
+                raise ApiError(422, "validation_error", f"unknown query parameter {name!r}", field=f"query.{name}")
+    if request.method in _BODY_METHODS:
+        body = await request.body()  # read once (Litestar keeps it for the handler); over the size limit: 413
+        if body:
+            _no_duplicate_keys(body)
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _no_duplicate_keys(body: bytes) -> None:
+    """Raise 422 naming the first key an object of ``body`` holds twice; leave other faults to the decoder."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                raise ApiError(422, "validation_error", f"duplicate key {key!r}", field=f"body.{key}")
+            seen[key] = value
+        return seen
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError:  # not JSON (or not UTF-8): the route's own decoding says so, with its status
         return
-    handler = request.route_handler
-    assert isinstance(handler, HTTPRouteHandler)
-    allowed = _declared.get(handler)
-    if allowed is None:
-        allowed = _declared[handler] = _query_names(handler)
-    for name in request.query_params:
-        if name not in allowed and name not in request.path_params:
-            raise ApiError(422, "validation_error", f"unknown query parameter {name!r}", field=f"query.{name}")
 
 
 def _document_errors(routers: list[Router]) -> None:
@@ -202,7 +227,7 @@ def create_app(
             MetricsMiddleware,
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
         ],
-        before_request=reject_unknown_query,
+        before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
         compression_config=CompressionConfig(backend="gzip", minimum_size=cfg.gzip_min_bytes, gzip_compress_level=6),
         request_max_body_size=cfg.max_body_bytes,

@@ -16,6 +16,7 @@ name another with ``?account=``).
 from __future__ import annotations
 
 import enum
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -146,7 +147,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         if principal is None:
             try:
                 key = await services.keys.verify(token)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KeyStoreError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, KeyStoreError) as exc:
                 raise ServiceUnavailableException("the key store is unavailable") from exc
             if key is None:
                 raise NotAuthorizedException("invalid API key")

@@ -136,6 +136,11 @@ class SignalBoard:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            except Exception:  # the board must outlive any one bad read: logged, then retried
+                log.exception("signal board: reading %s failed; retrying", self.stream)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
             delay = 0.05
             self._take([d.message for d in deliveries])
 

@@ -70,22 +70,29 @@ async def test_unknown_query_parameter_is_422(app_client: httpx.AsyncClient, mak
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("path", "query", "field"),
     [
-        ("limit=0", "query.limit"),
-        ("limit=100001", "query.limit"),
-        ("limit=abc", "query.limit"),
-        ("limit=1e308", "query.limit"),
-        ("limit=NaN", "query.limit"),
-        ("limit=Infinity", "query.limit"),
-        ("limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=0", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=100001", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=abc", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=1e308", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=NaN", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=Infinity", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/market/AAA/ticks", "start_ns=-1", "query.start_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=1e308", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=9223372036854775808", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "start_ns=NaN", "query.start_ns"),
+        ("/api/v1/market/AAA/bars", "interval=1s", "query.interval"),
+        ("/api/v1/market/AAA/bars", "limit=-Infinity", "query.limit"),
+        ("/api/v1/market/AAA/bars", "start_ns=4102444800000000001", "query.start_ns"),
     ],
 )
 async def test_bad_query_values_are_422_with_the_field(
-    app_client: httpx.AsyncClient, make_key: MakeKey, query: str, field: str
+    app_client: httpx.AsyncClient, make_key: MakeKey, path: str, query: str, field: str
 ) -> None:
     token = await make_key(Scope.READ)
-    r = await app_client.get(f"/api/v1/signals/AAA/history?{query}", headers={"X-API-Key": token})
+    r = await app_client.get(f"{path}?{query}", headers={"X-API-Key": token})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
 
@@ -134,17 +141,26 @@ async def test_hostile_bodies_are_4xx_and_change_nothing(
     assert await api_services.ledger.trading_state() == before
 
 
-async def test_duplicate_json_keys_take_one_value_consistently(
+async def test_duplicate_json_keys_are_refused(
     app_client: httpx.AsyncClient, make_key: MakeKey, api_services: Services
 ) -> None:
-    """JSON with a key twice is accepted by every mainstream parser with the last value winning; the API does the
-    same (msgspec), so what is validated is what is applied."""
+    """A key named twice is refused (a parser would keep one value, not necessarily the one a proxy or a log
+    showed); nothing changes."""
     token = await make_key(Scope.ADMIN)
-    body = b'{"state": "PAUSED", "reason": "dup", "state": "REDUCING"}'
-    r = await app_client.put(STATE, content=body, headers={"X-API-Key": token, "Content-Type": "application/json"})
-    assert r.status_code == 200
-    assert r.json()["state"] == "REDUCING"
-    assert (await api_services.ledger.trading_state()).state == "REDUCING"
+    before = await api_services.ledger.trading_state()
+    for body, field in (
+        (b'{"state": "HALTED", "reason": "dup", "state": "REDUCING"}', "body.state"),
+        (b'{"reason": "a", "state": "HALTED", "reason": "b"}', "body.reason"),
+    ):
+        r = await app_client.put(STATE, content=body, headers={"X-API-Key": token, "Content-Type": "application/json"})
+        assert r.status_code == 422
+        assert r.json()["error"] == {
+            "code": "validation_error",
+            "message": r.json()["error"]["message"],
+            "field": field,
+        }
+        assert "duplicate key" in r.json()["error"]["message"]
+    assert await api_services.ledger.trading_state() == before
 
 
 async def test_large_responses_are_gzipped_small_ones_not(
