@@ -36,11 +36,13 @@ def test_version() -> None:
 
 def test_run_stops_by_itself_and_prints_a_summary(monkeypatch: pytest.MonkeyPatch, tmp_cwd: object) -> None:
     monkeypatch.setenv("TRADEPULSE_MARKET_TICK_RATE", "50")
+    monkeypatch.setenv("TRADEPULSE_API_PORT", "0")  # the embedded API on a free port
     result = runner.invoke(app, ["run", "--duration", "1.5", "--no-panel"])
     assert result.exit_code == 0, result.output
     assert "summary after" in result.output
     assert "ticks" in result.output
     assert "consume" in result.output  # the tick path's stage latency
+    assert "http://127.0.0.1:" in result.output  # the API's URL, in the summary
 
 
 def test_bad_configuration_exits_2_naming_the_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -218,6 +218,8 @@ def create_app(
         state=State({"services": services} if services is not None else {}),
         lifespan=hooks,
         debug=False,
+        # logging is the process's business (setup_logging); Litestar's default would add its own root handler
+        logging_config=None,
     )
     _forbid_unknown_in_schema(app, routers)
     return app
@@ -226,8 +228,11 @@ def create_app(
 def app_factory() -> Litestar:
     """Build the app from the environment's settings (service mode defaults); each server worker calls this."""
     from tradepulse.api.server import service_settings
+    from tradepulse.observability.logging import setup_logging
 
-    return create_app(settings=service_settings())
+    settings = service_settings()
+    setup_logging(settings.log_level)  # a worker process logs like the launcher
+    return create_app(settings=settings)
 
 
 __all__ = ["ROUTERS", "app_factory", "create_app"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,14 +66,15 @@ class RateLimiter(Protocol):
 class MemoryRateLimiter:
     """GCRA in this process (the embedded mode: one process serves every request)."""
 
-    def __init__(self, rate_per_s: float, burst: int) -> None:
+    def __init__(self, rate_per_s: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._interval = 1.0 / rate_per_s
         self._tat: dict[str, float] = {}
+        self._clock = clock
 
     async def check(self, key: str) -> Decision:
-        now = time.monotonic()
+        now = self._clock()
         tat = max(self._tat.get(key, now), now)
         allow_at = tat + self._interval - self._interval * self.burst
         if allow_at > now:

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tradepulse.api.metrics import MULTIPROC_ENV
 from tradepulse.config import CONFIG_ENV, ENV_PREFIX, Settings, load_settings
 
 FACTORY = "tradepulse.api.app:app_factory"
+#: prometheus_client decides at import whether it runs in multiprocess mode, so this module must not import it
+#: (nor anything that does) before :func:`serve` has set this variable: forked workers inherit the decision
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def service_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -38,6 +41,8 @@ def export_overrides(config: Path | None, overrides: Mapping[str, Any]) -> None:
 def serve(settings: Settings) -> None:
     """Serve the API with ``settings.api.server`` and ``settings.api.workers`` until interrupted."""
     api = settings.api
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the metrics directory was set")
     metrics_dir = tempfile.mkdtemp(prefix="tradepulse-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     try:

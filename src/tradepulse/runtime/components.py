@@ -17,11 +17,21 @@ from tradepulse.runtime.tick_writer import TickWriter
 
 ComponentFactory = Callable[[Settings], Component | None]
 
+
+def _api(settings: Settings) -> Component | None:
+    if not settings.api.embedded:
+        return None
+    from tradepulse.runtime.api import ApiComponent  # the web stack is imported only when the API is served
+
+    return ApiComponent()
+
+
 #: consumers first, so that they are listening before producers start
 COMPONENTS: list[ComponentFactory] = [
     lambda settings: MarketState(),
     lambda settings: ExecutionComponent(),
     lambda settings: TickWriter(settings.tickstore) if settings.tickstore.enabled else None,
+    _api,
     make_signal_component,
     lambda settings: SimulatedFeed(),
     lambda settings: (

@@ -50,8 +50,13 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
         return self.revoked_ns is None
 
 
-def new_token() -> tuple[str, str, str]:
-    """Return (key_id, token, sha256 of the token's secret) for a fresh key."""
+def new_token(token: str | None = None) -> tuple[str, str, str]:
+    """Return (key_id, token, sha256 of the token's secret) for a fresh key, or for ``token`` if given."""
+    if token is not None:
+        parsed = parse_token(token)
+        if parsed is None:
+            raise ValueError("token: must look like tp_<12 hex digits>_<43 characters of base64url>")
+        return parsed[0], token, _digest(parsed[1])
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     return key_id, f"tp_{key_id}_{secret}", _digest(secret)
@@ -88,8 +93,13 @@ class KeyStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def create(self, *, name: str, account_id: str, scope: ScopeName) -> tuple[ApiKey, str]:
-        """Store a new key; return it and its token (shown once: only a hash is kept)."""
+    async def create(
+        self, *, name: str, account_id: str, scope: ScopeName, token: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Store a new key; return it and its token (shown once: only a hash is kept).
+
+        ``token`` stores a given well-formed token (``tp_<12 hex>_<43 base64url>``) instead of a fresh one.
+        """
         ...
 
     async def verify(self, token: str) -> ApiKey | None:
@@ -143,9 +153,11 @@ class PostgresKeyStore:
             await self._pool.close()
             self._pool = None
 
-    async def create(self, *, name: str, account_id: str, scope: ScopeName) -> tuple[ApiKey, str]:
+    async def create(
+        self, *, name: str, account_id: str, scope: ScopeName, token: str | None = None
+    ) -> tuple[ApiKey, str]:
         _check(name, account_id, scope)
-        key_id, token, digest = new_token()
+        key_id, token, digest = new_token(token)
         now = time.time_ns()
         await self.pool.execute(
             "INSERT INTO api_keys (key_id, name, account_id, scope, secret_sha256, created_ns) "
@@ -207,9 +219,11 @@ class SqliteKeyStore:
             self._conn.close()
             self._conn = None
 
-    async def create(self, *, name: str, account_id: str, scope: ScopeName) -> tuple[ApiKey, str]:
+    async def create(
+        self, *, name: str, account_id: str, scope: ScopeName, token: str | None = None
+    ) -> tuple[ApiKey, str]:
         _check(name, account_id, scope)
-        key_id, token, digest = new_token()
+        key_id, token, digest = new_token(token)
         now = time.time_ns()
         self.conn.execute(
             "INSERT INTO api_keys (key_id, name, account_id, scope, secret_sha256, created_ns) VALUES (?,?,?,?,?,?)",

@@ -70,22 +70,29 @@ async def test_unknown_query_parameter_is_422(app_client: httpx.AsyncClient, mak
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("path", "query", "field"),
     [
-        ("limit=0", "query.limit"),
-        ("limit=100001", "query.limit"),
-        ("limit=abc", "query.limit"),
-        ("limit=1e308", "query.limit"),
-        ("limit=NaN", "query.limit"),
-        ("limit=Infinity", "query.limit"),
-        ("limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=0", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=100001", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=abc", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=1e308", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=NaN", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=Infinity", "query.limit"),
+        ("/api/v1/signals/AAA/history", "limit=99999999999999999999999999999999999999999", "query.limit"),
+        ("/api/v1/market/AAA/ticks", "start_ns=-1", "query.start_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=1e308", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "end_ns=9223372036854775808", "query.end_ns"),
+        ("/api/v1/market/AAA/ticks", "start_ns=NaN", "query.start_ns"),
+        ("/api/v1/market/AAA/bars", "interval=1s", "query.interval"),
+        ("/api/v1/market/AAA/bars", "limit=-Infinity", "query.limit"),
+        ("/api/v1/market/AAA/bars", "start_ns=4102444800000000001", "query.start_ns"),
     ],
 )
 async def test_bad_query_values_are_422_with_the_field(
-    app_client: httpx.AsyncClient, make_key: MakeKey, query: str, field: str
+    app_client: httpx.AsyncClient, make_key: MakeKey, path: str, query: str, field: str
 ) -> None:
     token = await make_key(Scope.READ)
-    r = await app_client.get(f"/api/v1/signals/AAA/history?{query}", headers={"X-API-Key": token})
+    r = await app_client.get(f"{path}?{query}", headers={"X-API-Key": token})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
 
@@ -145,3 +152,23 @@ async def test_duplicate_json_keys_take_one_value_consistently(
     assert r.status_code == 200
     assert r.json()["state"] == "REDUCING"
     assert (await api_services.ledger.trading_state()).state == "REDUCING"
+
+
+async def test_large_responses_are_gzipped_small_ones_not(
+    app_client: httpx.AsyncClient, make_key: MakeKey, api_services: Services
+) -> None:
+    from tradepulse.domain import Signal, SignalAction
+
+    token = await make_key(Scope.READ)
+    for i in range(100):  # a latest-signals body well above api.gzip_min_bytes
+        api_services.signals.add(
+            Signal(symbol=f"GZ{i:03d}", action=SignalAction.BUY, confidence=0.5, model_version="v1", ts_ns=i)
+        )
+    big = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "gzip"})
+    assert big.status_code == 200
+    assert big.headers["content-encoding"] == "gzip"
+    assert len(big.json()["signals"]) >= 100  # httpx decompressed it
+    small = await app_client.get("/api/v1/health", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+    plain = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
