@@ -136,9 +136,10 @@ class FillView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OrderResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to a submit or a cancel. ``outcome``: ``created`` (201), ``existing`` (200: the id was already
-    used by this account), ``pending`` (202: no final answer within the wait; GET the order later), or for a
-    cancel ``done`` / ``pending``. A risk rejection is a created order with status REJECTED and a reject_reason."""
+    """An order with its fills. ``outcome`` of a submit: ``created`` (201), ``existing`` (200: the id was already
+    used by this account; nothing executed again), ``pending`` (202: no answer within the wait; GET it later); of a
+    cancel: ``done`` (200: the order is final) or ``pending`` (202); of a GET: ``current`` (as booked). A risk
+    rejection is a created order with status REJECTED and its reject_reason."""
 
     outcome: str
     order: OrderView

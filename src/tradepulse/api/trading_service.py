@@ -341,7 +341,7 @@ class TradingService:
         if record is None or record.order.account_id != account_id:
             raise NotFound(f"no order {order_id!r}")
         fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[order_id]))
-        return OrderResponse(outcome="done", order=OrderView.of(record.order), fills=[FillView.of(f) for f in fills])
+        return OrderResponse(outcome="current", order=OrderView.of(record.order), fills=[FillView.of(f) for f in fills])
 
     async def list_orders(
         self,
@@ -432,7 +432,8 @@ class TradingService:
         try:
             result = await self.client.cancel(order_id, record.order.symbol, timeout=self.timeout_s)
         except OrderTimeout:
-            return 202, await self.get(order_id, account_id)
+            now = await self.get(order_id, account_id)
+            return 202, OrderResponse(outcome="pending", order=now.order, fills=now.fills)
         except BusUnavailable as exc:
             raise Unavailable(f"the order bus is unavailable: {exc}") from None
         order = fold(record.order, result.events)

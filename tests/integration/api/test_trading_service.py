@@ -336,3 +336,24 @@ async def test_the_service_over_the_embedded_sqlite_ledger(tmp_path: Path) -> No
         await harness.stop()
         await store.close()
         await bus.close()
+
+
+async def test_a_cancel_without_an_engine_answer_is_pending_then_done(trading: Trading) -> None:
+    limit = {"order_type": OrderType.LIMIT, "limit_price": "95.00", "time_in_force": TimeInForce.GTC}
+    status, _ = await trading.service.submit(req("cx-1", **limit), "default")
+    assert status == 201
+    await trading.harness.quiet()
+    await trading.harness.crash()
+    svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=0.3)
+    status, pending = await svc.cancel("cx-1", "default")
+    assert status == 202
+    assert pending.outcome == "pending"
+    assert pending.order.status is OrderStatus.ACCEPTED
+    await trading.harness.start()  # the restarted engine takes the cancel from the stream
+
+    async def canceled() -> bool:
+        return (await svc.get("cx-1", "default")).order.status is OrderStatus.CANCELED
+
+    await until_async(canceled, 20, "the cancel was carried out after the restart")
+    got = await svc.get("cx-1", "default")
+    assert got.outcome == "current"
