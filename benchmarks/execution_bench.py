@@ -148,6 +148,20 @@ def profile_engines(engines: Engines, seconds: float) -> list[subprocess.Popen[b
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def start_engines(n: int, redis_url: str, db_url: str, workdir: Path, run: str, in_flight: int) -> Engines:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPULSE_")}
     env.update(
@@ -375,7 +389,16 @@ async def main(args: argparse.Namespace) -> int:
                 await run_load(client, min(args.rate, 1000), 2, "warmup")
                 console.print(f"[bold]latency: {args.rate:,.0f} orders/s for {args.seconds:g} s, one engine[/bold]")
                 spies = profile_engines(engines, args.seconds) if args.profile else []
+                cpu0 = [cpu_seconds(p.pid) for p in engines.processes], self_cpu_seconds()
                 run = await run_load(client, args.rate, args.seconds, "latency")
+                cpu1 = [cpu_seconds(p.pid) for p in engines.processes], self_cpu_seconds()
+                engine_us = sum(cpu1[0]) - sum(cpu0[0])
+                engine_us = engine_us * 1e6 / run.sent
+                generator_us = (cpu1[1] - cpu0[1]) * 1e6 / run.sent
+                console.print(
+                    f"CPU per order: engine {engine_us:.0f} us, load generator {generator_us:.0f} us"
+                    + (" (engine figure includes py-spy sampling overhead)" if args.profile else "")
+                )
                 for spy in spies:
                     spy.wait(30)
                 lat = run.latency.percentiles_ms((50, 95, 99, 99.9))
@@ -387,6 +410,7 @@ async def main(args: argparse.Namespace) -> int:
                 )
                 metrics["order_roundtrip_p99_ms"] = Metric(lat["p99"], "ms", label="order round trip p99")
                 metrics["order_roundtrip_p999_ms"] = Metric(lat["p99.9"], "ms", 10.0, label="order round trip p99.9")
+                metrics["engine_cpu_us_per_order"] = Metric(engine_us, "us", label="engine CPU per order")
                 details["latency"] = {
                     "achieved_rate": run.achieved,
                     "sent": run.sent,
@@ -394,6 +418,8 @@ async def main(args: argparse.Namespace) -> int:
                     "timeouts": run.timeouts,
                     "stages_ms": table,
                     "max_ms": run.latency.max_ms(),
+                    "engine_cpu_us_per_order": engine_us,
+                    "generator_cpu_us_per_order": generator_us,
                 }
                 if not args.skip_throughput:
                     console.print("[bold]throughput: one engine process[/bold]")

@@ -275,9 +275,9 @@ class Consumer:
             self.counters.failed += 1
             if delivery.deliveries >= self.config.max_deliveries:
                 await self._dead_letter(delivery, f"{type(error).__name__}: {error}")
-        for stream, ids in acks.items():
-            await self.transport.ack(stream, self.group, ids)
-            self.counters.handled += len(ids)
+        if acks:  # one round trip for every stream of the batch
+            await self.transport.ack_many(self.group, acks)
+            self.counters.handled += sum(len(ids) for ids in acks.values())
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         log.error(

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Fill, Order, TradingState
@@ -89,9 +90,21 @@ _ORDER_TYPES = (
 )
 
 
-def _unnest(first: int, types: Sequence[str], names: Sequence[str]) -> str:
-    args = ", ".join(f"${first + i}::{t}" for i, t in enumerate(types))
-    return f"unnest({args}) AS t({', '.join(names)})"
+def _rows(param: int, types: Sequence[str], names: Sequence[str]) -> str:
+    """The rows of the JSON parameter ``$param`` (an array with one array of column values per row) as a relation
+    ``t(names)``. One parameter per table instead of one array per column: the rows are encoded in one C call
+    (:func:`_json`), and decimals travel as JSON strings, so NUMERIC values arrive exactly as written."""
+    columns = ", ".join(
+        f"(r->>{i})::{t.removesuffix('[]')} AS {n}" for i, (t, n) in enumerate(zip(types, names, strict=True))
+    )
+    return f"(SELECT {columns} FROM jsonb_array_elements(${param}::jsonb) AS r) AS t"
+
+
+_JSON = msgspec.json.Encoder(decimal_format="string")
+
+
+def _json(rows: Sequence[tuple[Any, ...]]) -> str:
+    return _JSON.encode(rows).decode()
 
 
 _ADMIT = f"""
@@ -104,7 +117,7 @@ WITH seq AS (
     SELECT count(*) = cardinality($1::text[]) AS ok FROM seq
 ), ins AS (
     INSERT INTO ledger_orders ({", ".join(ORDER_COLUMNS)})
-    SELECT t.* FROM {_unnest(5, _ORDER_TYPES, ORDER_COLUMNS)}
+    SELECT t.* FROM {_rows(5, _ORDER_TYPES, ORDER_COLUMNS)}
     WHERE (SELECT ok FROM ok)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING client_order_id, account_id, symbol, side, quantity, reserve_price, status
@@ -196,26 +209,20 @@ _POSITION_TYPES = ("text[]", "text[]", "text[]", *(["numeric[]"] * 8), "bigint[]
 _ACCOUNT_NAMES = ("account_id", "cash", "fees", "realized_pnl", "updated_ns")
 _ACCOUNT_TYPES = ("text[]", "numeric[]", "numeric[]", "numeric[]", "bigint[]")
 
-_n1 = 1
-_n2 = _n1 + len(_FILL_TYPES)
-_n3 = _n2 + len(_ORDER_UPDATE_TYPES)
-_n4 = _n3 + len(_POSITION_TYPES)
-_n5 = _n4 + len(_ACCOUNT_TYPES)
-
 _BOOK = f"""
 WITH f AS (
     INSERT INTO ledger_fills ({", ".join(_FILL_NAMES)}, booked_ns)
-    SELECT t.*, ${_n5}::bigint FROM {_unnest(_n1, _FILL_TYPES, _FILL_NAMES)}
+    SELECT t.*, $5::bigint FROM {_rows(1, _FILL_TYPES, _FILL_NAMES)}
 ), o AS (
     UPDATE ledger_orders o SET
         status = t.status, filled_quantity = t.filled_quantity, filled_notional = t.filled_notional,
         fees = t.fees, venue_order_id = t.venue_order_id, reject_reason = t.reject_reason,
         status_message = t.status_message, updated_ns = t.updated_ns
-    FROM {_unnest(_n2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
+    FROM {_rows(2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
     WHERE o.client_order_id = t.client_order_id
 ), p AS (
     INSERT INTO ledger_positions ({", ".join(_POSITION_NAMES)})
-    SELECT t.* FROM {_unnest(_n3, _POSITION_TYPES, _POSITION_NAMES)}
+    SELECT t.* FROM {_rows(3, _POSITION_TYPES, _POSITION_NAMES)}
     ON CONFLICT (account_id, symbol) DO UPDATE SET
         quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, realized_pnl = EXCLUDED.realized_pnl,
         fees = EXCLUDED.fees, released_buy_qty = EXCLUDED.released_buy_qty,
@@ -223,15 +230,9 @@ WITH f AS (
         released_sell_notional = EXCLUDED.released_sell_notional, updated_ns = EXCLUDED.updated_ns
 )
 UPDATE ledger_accounts a SET cash = t.cash, fees = t.fees, realized_pnl = t.realized_pnl, updated_ns = t.updated_ns
-FROM {_unnest(_n4, _ACCOUNT_TYPES, _ACCOUNT_NAMES)}
+FROM {_rows(4, _ACCOUNT_TYPES, _ACCOUNT_NAMES)}
 WHERE a.account_id = t.account_id
 """
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(col) for col in zip(*rows, strict=True)]
 
 
 class _PgBooking:
@@ -268,13 +269,7 @@ class _PgBooking:
         ]
         position_rows = [position_values(p) for p in positions]
         account_rows = [(a.account_id, a.cash, a.fees, a.realized_pnl, a.updated_ns) for a in accounts]
-        args = [
-            *_columns(fill_rows, len(_FILL_TYPES)),
-            *_columns(order_rows, len(_ORDER_UPDATE_TYPES)),
-            *_columns(position_rows, len(_POSITION_TYPES)),
-            *_columns(account_rows, len(_ACCOUNT_TYPES)),
-            booked_ns,
-        ]
+        args = [_json(fill_rows), _json(order_rows), _json(position_rows), _json(account_rows), booked_ns]
         try:
             await self._conn.execute(_BOOK, *args, timeout=self._timeout)
         except asyncpg.UniqueViolationError as exc:
@@ -397,7 +392,7 @@ class PostgresLedgerStore:
             [expected[a][0] for a in accounts],
             [expected[a][1] for a in accounts],
             [tokens[a] for a in accounts],
-            *_columns(rows, len(ORDER_COLUMNS)),
+            _json(rows),
         )
         seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
         return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
