@@ -276,6 +276,77 @@ class _PgBooking:
             raise DuplicateFill([f.fill_id for f in fills]) from exc
 
 
+_SNAPSHOT = """
+SELECT
+    (SELECT coalesce(json_agg(x), '[]') FROM (
+        SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id)
+        WHERE account_id = ANY($1::text[])) x) AS accounts,
+    (SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])) AS positions,
+    (SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])) AS reserved
+"""
+
+_LOCK_ADMISSIONS = (
+    "SELECT account_id FROM ledger_admissions WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE"
+)
+
+# NUMERIC is rendered exactly by json_agg (never in exponent form); read its numbers as Decimals, not floats
+_SNAPSHOT_ROWS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=Decimal)
+
+
+async def _snapshot_on(conn: asyncpg.Connection, ids: list[str], timeout: float) -> dict[str, AccountSnapshot]:
+    """Read the accounts, their positions and reservations in ONE statement (one consistent snapshot)."""
+    row = await conn.fetchrow(_SNAPSHOT, ids, timeout=timeout)
+    assert row is not None
+    out = {
+        r["account_id"]: AccountSnapshot(
+            account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
+        )
+        for r in _SNAPSHOT_ROWS.decode(row["accounts"])
+    }
+    for r in _SNAPSHOT_ROWS.decode(row["positions"]):
+        out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
+    for r in _SNAPSHOT_ROWS.decode(row["reserved"]):
+        out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
+    return out
+
+
+async def _admit_on(
+    conn: asyncpg.Connection,
+    orders: Sequence[OrderRecord],
+    expected: Mapping[str, tuple[int, str]],
+    tokens: Mapping[str, str],
+    timeout: float,
+) -> AdmitResult:
+    accounts = list(expected)
+    row = await conn.fetchrow(
+        _ADMIT,
+        accounts,
+        [expected[a][0] for a in accounts],
+        [expected[a][1] for a in accounts],
+        [tokens[a] for a in accounts],
+        _json([order_values(r) for r in orders]),
+        timeout=timeout,
+    )
+    assert row is not None
+    seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
+    return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
+
+
+class _PgAdmissionTx:
+    def __init__(self, conn: asyncpg.Connection, timeout: float, snapshots: dict[str, AccountSnapshot]) -> None:
+        self._conn = conn
+        self._timeout = timeout
+        self.snapshots = snapshots
+
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        return await _admit_on(self._conn, orders, expected, tokens, self._timeout)
+
+
 class PostgresLedgerStore:
     """The ledger store on PostgreSQL. See the module docstring."""
 
@@ -357,26 +428,11 @@ class PostgresLedgerStore:
         )
 
     async def snapshot(self, account_ids: Sequence[str]) -> dict[str, AccountSnapshot]:
-        ids = list(account_ids)
-        accounts = await self._fetch(
-            "SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
-            "WHERE account_id = ANY($1::text[])",
-            ids,
-        )
-        positions = await self._fetch("SELECT * FROM ledger_positions WHERE account_id = ANY($1::text[])", ids)
-        # read after the sequence: reservations are at least as new as it (a newer one only makes admit retry)
-        reserved = await self._fetch("SELECT * FROM ledger_reserved WHERE account_id = ANY($1::text[])", ids)
-        out = {
-            r["account_id"]: AccountSnapshot(
-                account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
-            )
-            for r in accounts
-        }
-        for r in positions:
-            out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
-        for r in reserved:
-            out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
-        return out
+        async def go() -> dict[str, AccountSnapshot]:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return await _snapshot_on(conn, list(account_ids), self.timeout)
+
+        return await self._guard(go)
 
     async def admit(
         self,
@@ -384,18 +440,23 @@ class PostgresLedgerStore:
         expected: Mapping[str, tuple[int, str]],
         tokens: Mapping[str, str],
     ) -> AdmitResult:
-        accounts = list(expected)
-        rows = [order_values(r) for r in orders]
-        (row,) = await self._fetch(
-            _ADMIT,
-            accounts,
-            [expected[a][0] for a in accounts],
-            [expected[a][1] for a in accounts],
-            [tokens[a] for a in accounts],
-            _json(rows),
-        )
-        seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
-        return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
+        async def go() -> AdmitResult:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return await _admit_on(conn, orders, expected, tokens, self.timeout)
+
+        return await self._guard(go)
+
+    @asynccontextmanager
+    async def admission_lock(self, account_ids: Sequence[str]) -> AsyncIterator[_PgAdmissionTx]:
+        ids = sorted(set(account_ids))  # a fixed order, so two engines locking several accounts cannot deadlock
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+                await conn.fetch(_LOCK_ADMISSIONS, ids, timeout=self.timeout)
+                yield _PgAdmissionTx(conn, self.timeout, await _snapshot_on(conn, ids, self.timeout))
+        except LedgerError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise LedgerUnavailable(f"PostgreSQL unavailable during an admission: {type(exc).__name__}: {exc}") from exc
 
     @asynccontextmanager
     async def booking(self, account_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> AsyncIterator[_PgBooking]:
