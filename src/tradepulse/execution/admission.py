@@ -7,8 +7,10 @@ For each batch read from the bus:
 3. risk checks run on the engine's account view, reserving each accepted order's worst case, so orders in one
    batch see each other;
 4. all orders (accepted as NEW, refused as REJECTED) are written to the ledger in ONE statement that only
-   succeeds if no other engine changed the accounts meanwhile; if one did, the view is re-read and the batch
-   decided again. A client order id the ledger already has is not inserted; its stored state is the answer;
+   succeeds if no other engine changed the accounts meanwhile; if one did, the account is *contended* and the
+   batch (and, for a while, every batch for that account) is decided again under the ledger's lock on the
+   account, on its state read under that lock, so engines sharing an account take turns instead of retrying
+   against each other. A client order id the ledger already has is not inserted; its stored state is the answer;
 5. only then are the accepted orders sent to the broker, in one call; a call that times out leaves its orders
    UNKNOWN for the resolver (never resent).
 
@@ -22,7 +24,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -45,11 +48,13 @@ from tradepulse.execution.publisher import ReportPublisher
 from tradepulse.execution.state import EngineState
 from tradepulse.execution.tracking import Tracked
 from tradepulse.risk.engine import RiskDecision, RiskEngine
-from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
+from tradepulse.storage.ledger_store import AdmissionTx, LedgerStore, LedgerUnavailable, OrderRecord
 
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 20
+#: how long an account stays contended (admitted under the ledger's lock) after another engine overtook this one
+CONTENDED_S = 1.0
 
 
 def _snapshot(order: Order, stamps: dict[str, int]) -> Order:
@@ -92,6 +97,11 @@ class LedgerWriter:
         self.statements = 0
         self.orders = 0
 
+    def token(self) -> str:
+        """Return a new admission token, unique across engines and restarts."""
+        self._tokens += 1
+        return f"{self.state.name}:{self._epoch}:{self._tokens}"
+
     async def write(self, records: list[OrderRecord], accounts: list[str]) -> tuple[bool, frozenset[str]]:
         """Queue ``records``; return (the statement committed, which of them were inserted)."""
         if self._task is None or self._task.done():
@@ -115,8 +125,7 @@ class LedgerWriter:
             for account_id in accounts:
                 view = self.state.accounts[account_id]
                 expected[account_id] = (view.seq, view.token)
-                self._tokens += 1
-                tokens[account_id] = f"{self.state.name}:{self._epoch}:{self._tokens}"
+                tokens[account_id] = self.token()
                 view.seq, view.token = view.seq + 1, tokens[account_id]  # the next statement follows this one
             try:
                 result = await self.store.admit(records, expected, tokens)
@@ -156,7 +165,7 @@ class Admission:
         processor: ReportProcessor,
         publisher: ReportPublisher,
         bus: Transport,
-        reload: Callable[[Sequence[str]], Awaitable[None]],
+        locked: Callable[[Sequence[str]], AbstractAsyncContextManager[AdmissionTx]],
         on_ledger_down: Callable[[], None],
     ) -> None:
         self.config = config
@@ -167,7 +176,9 @@ class Admission:
         self.processor = processor
         self.publisher = publisher
         self.bus = bus
-        self.reload = reload
+        self.locked = locked
+        #: accounts another engine admitted for under this one, by when (monotonic): admitted under the lock
+        self._contended: dict[str, float] = {}
         self.on_ledger_down = on_ledger_down
         self.broker_timeout = config.broker_timeout_ms / 1000.0
         #: batches between risk decisions and the ledger's answer, by arrival number
@@ -310,9 +321,11 @@ class Admission:
         Several batches may be in flight at once (the consumer's ``max_in_flight``): the next one is read,
         decoded and risk-checked while the ledger commits the one before, and its broker call overlaps the next
         commit. The :class:`LedgerWriter` sends what is queued as one statement at a time, in arrival order,
-        naming the admission it follows per account, so batches commit in order or not at all; when one fails
-        (another engine admitted for the account), it waits for the batches before it, re-reads the account, and
-        decides again.
+        naming the admission it follows per account, so batches commit in order or not at all.
+
+        When one fails (another engine admitted for the account), the account is *contended*: this batch, and
+        for :data:`CONTENDED_S` every batch for it, is admitted under the ledger's lock on the account instead
+        (:meth:`_admit_locked`), so engines sharing an account take turns instead of retrying against each other.
         """
         state = self.state
         involved = sorted({cmd.account_id for cmd in fresh if cmd.account_id in state.accounts})
@@ -323,6 +336,14 @@ class Admission:
         self.in_flight[number] = flight
         try:
             for attempt in range(_MAX_ATTEMPTS):
+                if attempt > 0 or self._is_contended(involved):
+                    refused = await self._admit_locked(flight, involved, attempt == 0, rate_refused, now, replies)
+                    if refused is not None:
+                        return refused
+                    state.counters.admission_retries += 1
+                    # engines racing for one account back off by a random, growing pause, so that one of them wins
+                    await asyncio.sleep(self._rng.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
+                    continue
                 decisions = self._decide(fresh, attempt == 0, rate_refused)
                 flight.decisions = decisions
                 risk_ns = time.time_ns()
@@ -330,13 +351,7 @@ class Admission:
                 try:
                     ok, inserted = await self.writer.write(records, involved)
                 except LedgerUnavailable as exc:
-                    self._undo(fresh, decisions)
-                    flight.decisions = []
-                    state.ghosts.update(cmd.client_order_id for cmd in fresh)
-                    self.on_ledger_down()
-                    log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
-                    self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
-                    return {cmd.client_order_id for cmd in fresh}
+                    return self._ledger_failed(flight, exc, now, replies)
                 if ok:
                     flight.decisions = []  # committed: the ledger has these reservations now
                     await self._admitted(fresh, decisions, records, inserted, now, risk_ns, replies)
@@ -344,16 +359,75 @@ class Admission:
                 state.counters.admission_retries += 1
                 self._undo(fresh, decisions)
                 flight.decisions = []
-                earlier = [f.done for n, f in self.in_flight.items() if n < number]
-                if earlier:
-                    await asyncio.wait(earlier)
-                # engines racing for one account back off by a random, growing pause, so that one of them wins
-                await asyncio.sleep(self._rng.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
-                await self.reload(involved)
+                self._contended_at(involved)
             raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
         finally:
             del self.in_flight[number]
             flight.done.set_result(None)
+
+    def _is_contended(self, accounts: list[str]) -> bool:
+        if not self._contended:
+            return False
+        now = time.monotonic()
+        return any(now - self._contended.get(a, -CONTENDED_S) < CONTENDED_S for a in accounts)
+
+    def _contended_at(self, accounts: list[str]) -> None:
+        now = time.monotonic()
+        for a in accounts:
+            self._contended[a] = now
+
+    async def _admit_locked(
+        self,
+        flight: _InFlight,
+        involved: list[str],
+        first: bool,
+        rate_refused: dict[str, RiskDecision],
+        now: int,
+        replies: list[ReportItem],
+    ) -> set[str] | None:
+        """Admit ``flight`` under the ledger's lock on its accounts: wait for the batches before it, lock, re-read
+        the accounts, decide, write, commit, then send. Return the refused ids, or None if it must be tried again
+        (the admission was overtaken after all: only possible where the store's lock is the sequence check)."""
+        fresh = flight.fresh
+        earlier = [f.done for n, f in self.in_flight.items() if n < flight.number]
+        if earlier:
+            await asyncio.wait(earlier)
+        self.state.counters.locked_admissions += 1
+        try:
+            async with self.locked(involved) as tx:
+                decisions = self._decide(fresh, first, rate_refused)
+                flight.decisions = decisions
+                risk_ns = time.time_ns()
+                records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
+                accounts = self.state.accounts
+                expected = {a: (tx.snapshots[a].seq, tx.snapshots[a].token) for a in involved if a in tx.snapshots}
+                tokens = {a: self.writer.token() for a in expected}
+                result = await tx.admit(records, expected, tokens)
+                if result.ok:
+                    for a, token in tokens.items():
+                        accounts[a].seq, accounts[a].token = expected[a][0] + 1, token
+        except LedgerUnavailable as exc:
+            return self._ledger_failed(flight, exc, now, replies)
+        if not result.ok:
+            self._undo(fresh, decisions)
+            flight.decisions = []
+            return None
+        flight.decisions = []  # committed
+        await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
+        return set()
+
+    def _ledger_failed(
+        self, flight: _InFlight, exc: LedgerUnavailable, now: int, replies: list[ReportItem]
+    ) -> set[str]:
+        fresh = flight.fresh
+        if flight.decisions:
+            self._undo(fresh, flight.decisions)
+        flight.decisions = []
+        self.state.ghosts.update(cmd.client_order_id for cmd in fresh)
+        self.on_ledger_down()
+        log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
+        self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
+        return {cmd.client_order_id for cmd in fresh}
 
     def _record(self, cmd: SubmitOrder, decision: RiskDecision, now: int) -> OrderRecord:
         order = Order.from_submit(cmd, now)
