@@ -69,6 +69,29 @@ class _InFlight:
     fresh: list[SubmitOrder]
     done: asyncio.Future[None]
     decisions: list[RiskDecision] = field(default_factory=list)
+    #: set once the batch waits for the ledger's lock (or is done): a later batch may queue behind it
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class _Locked:
+    """A batch waiting to be admitted under the ledger's lock, with what deciding it needs."""
+
+    flight: _InFlight
+    accounts: list[str]
+    first: bool
+    rate_refused: dict[str, RiskDecision]
+    now: int
+    future: asyncio.Future[_LockedOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class _LockedOutcome:
+    ok: bool
+    decisions: list[RiskDecision]
+    records: list[OrderRecord]
+    inserted: frozenset[str]
+    risk_ns: int
 
 
 @dataclass(slots=True)
@@ -179,6 +202,9 @@ class Admission:
         self.locked = locked
         #: accounts another engine admitted for under this one, by when (monotonic): admitted under the lock
         self._contended: dict[str, float] = {}
+        self._locked_queue: list[_Locked] = []
+        self._locked_wake = asyncio.Event()
+        self._locked_task: asyncio.Task[None] | None = None
         self.on_ledger_down = on_ledger_down
         self.broker_timeout = config.broker_timeout_ms / 1000.0
         #: batches between risk decisions and the ledger's answer, by arrival number
@@ -363,6 +389,7 @@ class Admission:
             raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
         finally:
             del self.in_flight[number]
+            flight.queued.set()
             flight.done.set_result(None)
 
     def _is_contended(self, accounts: list[str]) -> bool:
@@ -385,36 +412,85 @@ class Admission:
         now: int,
         replies: list[ReportItem],
     ) -> set[str] | None:
-        """Admit ``flight`` under the ledger's lock on its accounts: wait for the batches before it, lock, re-read
-        the accounts, decide, write, commit, then send. Return the refused ids, or None if it must be tried again
-        (the admission was overtaken after all: only possible where the store's lock is the sequence check)."""
-        fresh = flight.fresh
-        earlier = [f.done for n, f in self.in_flight.items() if n < flight.number]
+        """Admit ``flight`` under the ledger's lock on its accounts, then send. Return the refused ids, or None if
+        it must be tried again (overtaken after all: only where the store's lock is the sequence check alone).
+
+        Batches queue here in arrival order (each waits until those before it are done or queued), and one task
+        admits everything queued per turn of the lock (:meth:`_run_locked`): lock, re-read, decide, write,
+        commit; so the engines sharing an account take the lock once per turn, not once per batch.
+        """
+        earlier = [f.queued.wait() for n, f in self.in_flight.items() if n < flight.number]
         if earlier:
-            await asyncio.wait(earlier)
-        self.state.counters.locked_admissions += 1
+            await asyncio.gather(*earlier)
+        loop = asyncio.get_running_loop()
+        job = _Locked(flight, involved, first, rate_refused, now, loop.create_future())
+        self._locked_queue.append(job)
+        flight.queued.set()
+        if self._locked_task is None or self._locked_task.done():
+            self._locked_task = loop.create_task(self._run_locked(), name="ledger-locked-admissions")
+        self._locked_wake.set()
         try:
-            async with self.locked(involved) as tx:
-                decisions = self._decide(fresh, first, rate_refused)
-                flight.decisions = decisions
-                risk_ns = time.time_ns()
-                records = [self._record(cmd, d, now) for cmd, d in zip(fresh, decisions, strict=True)]
-                accounts = self.state.accounts
-                expected = {a: (tx.snapshots[a].seq, tx.snapshots[a].token) for a in involved if a in tx.snapshots}
-                tokens = {a: self.writer.token() for a in expected}
-                result = await tx.admit(records, expected, tokens)
-                if result.ok:
-                    for a, token in tokens.items():
-                        accounts[a].seq, accounts[a].token = expected[a][0] + 1, token
+            outcome = await job.future
         except LedgerUnavailable as exc:
             return self._ledger_failed(flight, exc, now, replies)
-        if not result.ok:
-            self._undo(fresh, decisions)
+        except BaseException:
+            if flight.decisions:  # decided, never written: the reservations leave the view again
+                self._undo(flight.fresh, flight.decisions)
+                flight.decisions = []
+            raise
+        if not outcome.ok:
+            self._undo(flight.fresh, outcome.decisions)
             flight.decisions = []
             return None
         flight.decisions = []  # committed
-        await self._admitted(fresh, decisions, records, result.inserted, now, risk_ns, replies)
+        await self._admitted(
+            flight.fresh, outcome.decisions, outcome.records, outcome.inserted, now, outcome.risk_ns, replies
+        )
         return set()
+
+    async def _run_locked(self) -> None:
+        while True:
+            if not self._locked_queue:
+                self._locked_wake.clear()
+                await self._locked_wake.wait()
+                continue
+            jobs, self._locked_queue = self._locked_queue, []
+            accounts = sorted({a for job in jobs for a in job.accounts})
+            self.state.counters.locked_admissions += 1
+            decided: list[tuple[list[RiskDecision], list[OrderRecord], int]] = []
+            try:
+                async with self.locked(accounts) as tx:
+                    for job in jobs:  # in arrival order, each seeing the reservations of those before it
+                        decisions = self._decide(job.flight.fresh, job.first, job.rate_refused)
+                        job.flight.decisions = decisions
+                        records = [
+                            self._record(c, d, job.now) for c, d in zip(job.flight.fresh, decisions, strict=True)
+                        ]
+                        decided.append((decisions, records, time.time_ns()))
+                    snaps = tx.snapshots
+                    expected = {a: (snaps[a].seq, snaps[a].token) for a in accounts if a in snaps}
+                    tokens = {a: self.writer.token() for a in expected}
+                    result = await tx.admit([r for _, records, _ in decided for r in records], expected, tokens)
+                    if result.ok:
+                        views = self.state.accounts
+                        for a, token in tokens.items():
+                            views[a].seq, views[a].token = expected[a][0] + 1, token
+            except Exception as exc:  # handed to every batch of this turn, which handles it
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for job, (decisions, records, risk_ns) in zip(jobs, decided, strict=True):
+                if not job.future.done():
+                    job.future.set_result(_LockedOutcome(result.ok, decisions, records, result.inserted, risk_ns))
+
+    async def close(self) -> None:
+        """Stop the ledger writers (after the consumer stopped handing over batches)."""
+        await self.writer.close()
+        if self._locked_task is not None:
+            while not self._locked_task.done():
+                self._locked_task.cancel()
+                await asyncio.wait({self._locked_task}, timeout=0.2)
 
     def _ledger_failed(
         self, flight: _InFlight, exc: LedgerUnavailable, now: int, replies: list[ReportItem]

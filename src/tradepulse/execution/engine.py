@@ -210,7 +210,7 @@ class ExecutionEngine:
         done = await self.publisher.drain(max(0.1, deadline - time.monotonic())) and done
         done = await self.booker.drain(max(0.1, deadline - time.monotonic())) and done
         await self._cancel_tasks()
-        await self.admission.writer.close()
+        await self.admission.close()
         await self.resolver.close()
         await self.processor.close()
         await self.publisher.close(max(0.1, deadline - time.monotonic()))
@@ -226,7 +226,7 @@ class ExecutionEngine:
         if self.consumer is not None:
             await self.consumer.kill()
         await self._cancel_tasks()
-        await self.admission.writer.close()
+        await self.admission.close()
         await self.resolver.close()
         await self.processor.close()
         for task in (self.publisher._task, self.booker._task):
