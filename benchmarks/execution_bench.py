@@ -458,14 +458,16 @@ def print_diagram(table: dict[str, dict[str, float]]) -> None:
 
 
 async def find_max(
-    gens: Generators, start: float, limit: float, seconds: float, tag: str
+    gens: Generators, start: float, limit: float, seconds: float, tag: str, engines: Engines | None = None
 ) -> tuple[float, list[dict[str, float]]]:
     """Step the rate up; return the highest that held p99 < 10 ms with the achieved rate within 5 %."""
     best = 0.0
     steps: list[dict[str, float]] = []
     rate = start
     while rate <= limit:
+        cpu0 = sum(cpu_seconds(p.pid) for p in engines.processes) if engines is not None else 0.0
         run = await gens.run(rate, seconds, f"{tag}-{int(rate)}")
+        cpu_us = (sum(cpu_seconds(p.pid) for p in engines.processes) - cpu0) * 1e6 / run.sent if engines else 0.0
         p99 = run.latency.percentile_ms(99)
         ok = p99 < 10.0 and run.achieved >= 0.95 * rate and run.timeouts == 0
         steps.append(
@@ -475,13 +477,14 @@ async def find_max(
                 "p50_ms": run.latency.percentile_ms(50),
                 "p99_ms": p99,
                 "timeouts": run.timeouts,
+                "engine_cpu_us_per_order": cpu_us,
                 "held": float(ok),
             }
         )
         console.print(
             f"  {tag}: {rate:>8,.0f}/s target, {run.achieved:>8,.0f}/s sent, "
-            f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts} "
-            f"-> {'held' if ok else 'NOT held'}"
+            f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts}, "
+            f"engine CPU {cpu_us:.0f} us/order -> {'held' if ok else 'NOT held'}"
         )
         if not ok:
             break
@@ -547,7 +550,9 @@ async def main(args: argparse.Namespace) -> int:
                         await gens.close()
                         gens = Generators(args.generators, redis_url)
                         await gens.start()
-                    best1, steps1 = await find_max(gens, args.start_rate, args.max_rate, args.step_seconds, "one")
+                    best1, steps1 = await find_max(
+                        gens, args.start_rate, args.max_rate, args.step_seconds, "one", engines
+                    )
                     metrics["max_orders_per_s"] = Metric(
                         best1,
                         "orders/s",
@@ -568,7 +573,9 @@ async def main(args: argparse.Namespace) -> int:
                 try:
                     console.print("[bold]throughput: three engine processes[/bold]")
                     await gens.run(1000, 2, "warmup3")
-                    best3, steps3 = await find_max(gens, args.start_rate, args.max_rate, args.step_seconds, "three")
+                    best3, steps3 = await find_max(
+                        gens, args.start_rate, args.max_rate, args.step_seconds, "three", engines
+                    )
                     metrics["max_orders_per_s_3_engines"] = Metric(
                         best3,
                         "orders/s",

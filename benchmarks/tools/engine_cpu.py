@@ -39,7 +39,6 @@ from tradepulse.config import (
 from tradepulse.domain import OrderType, Side, SubmitOrder, Tick, TimeInForce
 from tradepulse.execution.brokers import make_broker
 from tradepulse.execution.engine import ExecutionEngine
-from tradepulse.execution.gcpolicy import freeze_now, freeze_survivors
 from tradepulse.risk.instruments import InstrumentRegistry
 from tradepulse.storage.ledger_postgres import PostgresLedgerStore
 
@@ -102,6 +101,8 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
         ]
         freezer = None
         if args.gc_freeze_ms:
+            from tradepulse.execution.gcpolicy import freeze_now, freeze_survivors
+
             freeze_now()
             freezer = asyncio.get_running_loop().create_task(freeze_survivors(args.gc_freeze_ms / 1000))
         gc_time = [0.0, 0.0]
