@@ -240,14 +240,20 @@ class Consumer:
             await self._handle(batch)
 
     async def _claim(self) -> None:
-        for stream in self.streams:
-            batch = await self.transport.claim_stale(
-                self.group,
-                self.name,
-                stream,
-                min_idle_ms=self.config.claim_idle_ms,
-                count=self.config.read_count,
+        # every stream at once (concurrent round trips, not one after the other): the read loop waits for this
+        batches = await asyncio.gather(
+            *(
+                self.transport.claim_stale(
+                    self.group,
+                    self.name,
+                    stream,
+                    min_idle_ms=self.config.claim_idle_ms,
+                    count=self.config.read_count,
+                )
+                for stream in self.streams
             )
+        )
+        for batch in batches:
             if batch:
                 await self._handle(batch)
 
