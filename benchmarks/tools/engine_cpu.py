@@ -22,6 +22,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
+
 from benchmarks.execution_bench import database, redis_server
 from tradepulse.bus import MemoryTransport, Transport
 from tradepulse.bus.redis_streams import RedisTransport
@@ -74,10 +76,23 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
         )
         bus: Transport = RedisTransport.from_config(settings.redis, settings.bus) if redis_url else MemoryTransport()
         instruments = InstrumentRegistry.from_settings(settings)
-        engine = ExecutionEngine(
-            settings, bus, PostgresLedgerStore(settings.database), make_broker(settings, instruments)
-        )
-        await engine.start()
+        engines = []
+        for n in range(1, args.engines + 1):  # several engines on one account share the process (and its CPU)
+            own = msgspec.structs.replace(
+                settings,
+                execution=msgspec.structs.replace(settings.execution, engine_name=f"cpu-{n}"),
+                venue=msgspec.structs.replace(settings.venue, journal_dir=str(tmp / f"venue-{n}")),
+            )
+            engines.append(ExecutionEngine(own, bus, PostgresLedgerStore(own.database), make_broker(own, instruments)))
+        for e in engines:
+            await e.start()
+
+        def terminal() -> int:
+            return sum(e.terminal for e in engines)
+
+        def busy() -> bool:
+            return any(e.booker.backlog or e.publisher.backlog for e in engines)
+
         now = time.time_ns()
         await bus.publish_many(
             TICKS,
@@ -122,9 +137,9 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
                 by_stream.setdefault(order_stream(o.symbol, 8), []).append(o)
             for stream, msgs in by_stream.items():
                 await bus.publish_many(stream, msgs)
-            while engine.terminal < start - 4 * args.batch:  # noqa: ASYNC110 - keep a few batches waiting
+            while terminal() < start - 4 * args.batch:  # noqa: ASYNC110 - keep a few batches waiting
                 await asyncio.sleep(0.001)
-        while engine.terminal < len(orders) or engine.booker.backlog or engine.publisher.backlog:  # noqa: ASYNC110
+        while terminal() < len(orders) or busy():  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         if profiler is not None:
             profiler.disable()
@@ -133,17 +148,22 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
         gc.callbacks.remove(gc_clock)
         if freezer is not None:
             freezer.cancel()
+        counters = [e.state.counters for e in engines]
         print(
-            f"{len(orders)} orders in batches of {args.batch}: {cpu * 1e6 / len(orders):.1f} us CPU per order, "
-            f"{len(orders) / wall:,.0f} orders/s wall; admission statements {engine.admission.writer.statements}, "
-            f"bookings {engine.booker.booked_items} items; {(gc_time[0] + gc_time[1]) * 1e3:.0f} ms in the GC"
+            f"{len(orders)} orders in batches of {args.batch}, {len(engines)} engine(s): "
+            f"{cpu * 1e6 / len(orders):.1f} us CPU per order, {len(orders) / wall:,.0f} orders/s wall; "
+            f"admission statements {sum(e.admission.writer.statements for e in engines)}, "
+            f"conflicts {sum(c.admission_retries for c in counters)}, "
+            f"locked turns {sum(getattr(c, 'locked_admissions', 0) for c in counters)}; "
+            f"{(gc_time[0] + gc_time[1]) * 1e3:.0f} ms in the GC"
         )
         if args.objects:
             gc.unfreeze()
             print(f"unreachable objects a full collection finds now: {gc.collect():,}")
             counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
             print(f"GC-tracked objects: {sum(counts.values()):,}; most common: {counts.most_common(8)}")
-        await engine.stop()
+        for e in engines:
+            await e.stop()
         await bus.close()
 
 
@@ -151,6 +171,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--orders", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--engines", type=int, default=1, help="engines sharing the account, in this process")
     p.add_argument("--profile", default="", help="write a cProfile of the run here")
     p.add_argument("--gc-freeze-ms", type=float, default=0, help="freeze GC survivors this often (0 = never)")
     p.add_argument("--objects", action="store_true", help="count the GC-tracked objects left after the run")
