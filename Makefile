@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-execution bench-rebalance bench-ml bench-marketdata lock clean help tools
+.PHONY: run test lint typecheck unit test-slow bench bench-bus bench-execution bench-rebalance bench-ml bench-marketdata bench-api lock clean help tools
 
 help:
 	@echo "make run        set up and run the platform embedded (in-process bus, SQLite, simulated market)"
@@ -44,7 +44,7 @@ test: lint typecheck tools
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
-bench: bench-bus bench-execution bench-rebalance bench-ml bench-marketdata
+bench: bench-bus bench-execution bench-rebalance bench-ml bench-marketdata bench-api
 
 bench-bus: $(STAMP)
 	$(BIN)/python -m benchmarks.bus_bench
@@ -61,6 +61,10 @@ bench-ml: $(STAMP)
 
 bench-marketdata: $(STAMP)
 	$(BIN)/python -m benchmarks.marketdata_bench $(ARGS)
+
+# open-loop load (own process) -> tradepulse api (uvicorn and granian) -> Redis / PostgreSQL / engine; BENCH_ARGS=--seconds 3 ...
+bench-api: $(STAMP)
+	$(BIN)/python -m benchmarks.api_bench $(BENCH_ARGS)
 
 lock:
 	@test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); $(BIN)/python -m pip install -q "uv==$(UV_VERSION)"; }

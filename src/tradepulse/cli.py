@@ -59,6 +59,16 @@ def _add_data_commands() -> None:
 
 _add_data_commands()
 
+
+def _add_api_commands() -> None:
+    from tradepulse.api.cli import api_command, keys_app
+
+    app.command("api")(api_command)
+    app.add_typer(keys_app, name="keys")
+
+
+_add_api_commands()
+
 console = Console()
 err = Console(stderr=True)
 
@@ -66,6 +76,10 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings file (also TRADEPULSE_CONFIG).", show_default=False),
 ]
+MetricsPortOption = Annotated[
+    int, typer.Option(help="Serve Prometheus metrics on this port (0: off; deploy/prometheus uses 9101).")
+]
+MetricsHostOption = Annotated[str, typer.Option(help="Address for the metrics port.")]
 
 
 def settings_from(config: Path | None, **overrides: Any) -> Settings:
@@ -173,11 +187,14 @@ def engine(
     transport: Annotated[str, typer.Option(help="Bus transport: redis (default) or memory.")] = "redis",
     database: Annotated[str, typer.Option(help="Ledger backend: postgres (default) or sqlite.")] = "postgres",
     broker: Annotated[str | None, typer.Option(help="simulated (default) or paper.", show_default=False)] = None,
+    metrics_port: MetricsPortOption = 0,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Run the execution engine as a service: consume orders:{p} as a group member, check risk, write the
     ledger, route to the broker, publish reports. SIGTERM drains in-flight work and exits 0."""
     from tradepulse.execution.service import main as engine_main
     from tradepulse.observability.logging import setup_logging
+    from tradepulse.observability.metrics import serve_metrics
 
     settings = settings_from(
         config,
@@ -189,6 +206,7 @@ def engine(
         },
     )
     setup_logging(settings.log_level, err)
+    serve_metrics(metrics_port, metrics_host)
     engine_main(settings)
 
 

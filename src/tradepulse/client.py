@@ -29,6 +29,7 @@ from tradepulse.domain import (
     CancelOrder,
     ExecutionReport,
     Fill,
+    InvalidTransition,
     Order,
     OrderAccepted,
     OrderFilled,
@@ -87,6 +88,22 @@ class OrderResult:
     def terminal(self) -> bool:
         last = self.last
         return last is not None and is_terminal_item(last)
+
+
+def fold_order(start: Order, events: Sequence[ReportItem]) -> Order:
+    """Return ``start`` (e.g. ``Order.from_submit(cmd)``) after the report items ``events``: an Order item (the
+    engine's answer to a repeated submit) replaces it; an event that does not apply (a report seen twice across a
+    reconnect) is skipped."""
+    order = start
+    for item in events:
+        if isinstance(item, Order):
+            order = item
+            continue
+        try:
+            order = order.apply(item)
+        except InvalidTransition:
+            continue
+    return order
 
 
 class _Waiter:
@@ -221,4 +238,4 @@ class OrderClient:
                     waiter.future.cancel()
 
 
-__all__ = ["OrderClient", "OrderResult", "OrderTimeout"]
+__all__ = ["OrderClient", "OrderResult", "OrderTimeout", "fold_order"]

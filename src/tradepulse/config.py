@@ -317,6 +317,37 @@ class RebalanceConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     account_id: str = "default"
 
 
+class ApiConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The HTTP API (``tradepulse api``; ``tradepulse run`` serves it too when ``embedded``)."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 8000
+    #: worker processes of ``tradepulse api`` (each builds the app from settings and opens its own services)
+    workers: PositiveInt = 1
+    server: Literal["uvicorn", "granian"] = "uvicorn"
+    #: larger request bodies are refused with 413
+    max_body_bytes: PositiveInt = 1_048_576
+    #: per-key rate limit (GCRA): sustained requests per second, and how many may come at once
+    rate_per_s: PositiveFloat = 500.0
+    rate_burst: PositiveInt = 1_000
+    #: the latest-signals response is cached at most this long (a new signal invalidates it at once)
+    signals_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    #: signals kept in memory per symbol for ``/signals/{symbol}/history``
+    signals_history: PositiveInt = 1_000
+    #: how long POST /orders waits for the engine's report
+    order_timeout_s: PositiveFloat = 5.0
+    ws_queue_max: PositiveInt = 1_000
+    ws_heartbeat_s: PositiveFloat = 15.0
+    #: responses larger than this are gzip-compressed when the client accepts it
+    gzip_min_bytes: PositiveInt = 1_024
+    #: an authenticated key is remembered this long per process (a revoked key stops working within it)
+    key_cache_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    #: ``tradepulse run`` serves the API on ``host``:``port``
+    embedded: bool = True
+    #: the admin key ``tradepulse run`` prints; empty: a fresh one is created for the session
+    admin_key: str = ""
+
+
 class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     bus: BusConfig = BusConfig()
@@ -332,6 +363,7 @@ class Settings(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
     venue: VenueConfig = VenueConfig()
     execution: ExecutionConfig = ExecutionConfig()
     rebalance: RebalanceConfig = RebalanceConfig()
+    api: ApiConfig = ApiConfig()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -387,14 +419,22 @@ def _merge(base: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+#: what one-process-per-service commands (``tradepulse api``, ...) default to, instead of the embedded defaults
+SERVICE_DEFAULTS: dict[str, Any] = {"bus.transport": "redis", "database.backend": "postgres"}
+
+
 def load_settings(
     config_file: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    *,
+    service: bool = False,
 ) -> Settings:
     """Return validated Settings from defaults, the TOML file, the environment and ``overrides``.
 
-    ``overrides`` maps dotted keys (``"bus.transport"``) to values, for command-line flags.
+    ``overrides`` maps dotted keys (``"bus.transport"``) to values, for command-line flags. ``service`` True
+    starts from the service-mode defaults (:data:`SERVICE_DEFAULTS`: Redis bus, PostgreSQL) instead of the
+    embedded ones; the file, the environment and ``overrides`` still win over them.
     """
     env = os.environ if env is None else env
     data: dict[str, Any] = {}
@@ -413,6 +453,12 @@ def load_settings(
                     sources[f"{section}.{key}"] = f"config file {path}"
             else:
                 sources[section] = f"config file {path}"
+    if service:
+        for dotted, value in SERVICE_DEFAULTS.items():
+            section, key = dotted.split(".")
+            table = data.setdefault(section, {})
+            if isinstance(table, dict):
+                table.setdefault(key, value)
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
             continue

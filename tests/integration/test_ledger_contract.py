@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from tests.integration.ledger_fixtures import store, store_factory
@@ -22,7 +23,7 @@ from tradepulse.domain import (
     TradingState,
 )
 from tradepulse.portfolio.ledger import BookItem, Ledger, verify
-from tradepulse.storage.ledger_store import DuplicateFill, LedgerStore, OrderRecord
+from tradepulse.storage.ledger_store import DuplicateFill, FillQuery, LedgerStore, OrderQuery, OrderRecord
 
 __all__ = ["store", "store_factory"]
 D = Decimal
@@ -285,3 +286,97 @@ async def test_an_admission_must_follow_the_exact_last_admission(store: LedgerSt
     snap = (await store.snapshot(["default"]))["default"]
     assert (snap.seq, snap.token) == (2, "engine-1:2")
     assert set(await store.get_orders(["a1", "a2", "b1"])) == {"a1", "a2"}
+
+
+def _order_at(coid: str, account: str, symbol: str, side: Side, created_ns: int, status: OrderStatus) -> OrderRecord:
+    order = Order(
+        client_order_id=coid,
+        symbol=symbol,
+        side=side,
+        quantity=D(1),
+        account_id=account,
+        status=status,
+        reject_reason=RejectReason.MAX_POSITION if status is OrderStatus.REJECTED else None,
+        created_ns=created_ns,
+        updated_ns=created_ns,
+    )
+    return OrderRecord(order=order, reserve_price=D(10), engine="e1", venue="sim:e1")
+
+
+async def test_orders_and_fills_page_with_filters_and_a_stable_cursor(store: LedgerStore) -> None:
+    await store.ensure_accounts(["a", "b"], D(1_000_000), "USD")
+    records = []
+    # several orders share a created_ns, so the order id must break the tie
+    for i in range(23):
+        status = OrderStatus.REJECTED if i % 4 == 0 else OrderStatus.NEW
+        records.append(
+            _order_at(f"a{i:02d}", "a", "AAA" if i % 3 else "BBB", Side.BUY if i % 2 else Side.SELL, i // 2, status)
+        )
+    records.append(_order_at("b00", "b", "AAA", Side.BUY, 5, OrderStatus.NEW))
+    result = await store.admit(records, {"a": SEQ[0], "b": SEQ[0]}, {"a": TOKENS[0], "b": TOKENS[0]})
+    assert result.ok
+    assert len(result.inserted) == 24
+    everything = sorted((r.order.created_ns, r.order.client_order_id) for r in records if r.order.account_id == "a")
+
+    for descending in (False, True):
+        seen: list[tuple[int, str]] = []
+        after: tuple[int, str] | None = None
+        while True:
+            page = await store.orders_page(OrderQuery(account_id="a", after=after, limit=5, descending=descending))
+            seen.extend((r.order.created_ns, r.order.client_order_id) for r in page)
+            if len(page) < 5:
+                break
+            after = (page[-1].order.created_ns, page[-1].order.client_order_id)
+        assert seen == (everything[::-1] if descending else everything)
+
+    rejected = await store.orders_page(OrderQuery(account_id="a", statuses=(OrderStatus.REJECTED,), limit=100))
+    assert [r.order.client_order_id for r in rejected] == [f"a{i:02d}" for i in range(0, 23, 4)]
+    bbb_buys = await store.orders_page(OrderQuery(account_id="a", symbol="BBB", side=Side.BUY, limit=100))
+    assert [r.order.client_order_id for r in bbb_buys] == ["a03", "a09", "a15", "a21"]
+    window = await store.orders_page(OrderQuery(account_id="a", since_ns=3, until_ns=5, limit=100))
+    assert [r.order.client_order_id for r in window] == ["a06", "a07", "a08", "a09"]
+    one = await store.orders_page(OrderQuery(account_id="a", client_order_id="a07"))
+    assert [r.order.client_order_id for r in one] == ["a07"]
+    assert await store.orders_page(OrderQuery(account_id="a", client_order_id="b00")) == []
+    assert [r.order.client_order_id for r in await store.orders_page(OrderQuery(account_id="b"))] == ["b00"]
+
+    # fills: book some for a01 and a03 (two bookings), then page them
+    ledger = Ledger(store)
+    for coid, n, booked in (("a01", 3, 100), ("a03", 2, 200)):
+        rec = (await store.get_orders([coid]))[coid]
+        order = rec.order.apply(OrderAccepted(client_order_id=coid))
+        order = msgspec.structs.replace(order, quantity=D(n))
+        fills = [
+            Fill(
+                fill_id=f"{coid}-f{k}",
+                client_order_id=coid,
+                symbol=order.symbol,
+                side=order.side,
+                price=D("10.5"),
+                quantity=D(1),
+                ts_exchange_ns=k,
+            )
+            for k in range(n)
+        ]
+        for k, f in enumerate(fills):
+            event = OrderFilled if k == n - 1 else OrderPartiallyFilled
+            order = order.apply(event(client_order_id=coid, fill=f))
+        await ledger.book([BookItem(order=order, reserve_price=D(10), fills=fills)], now_ns=booked)
+    walked: list[str] = []
+    after = None
+    while True:
+        fpage = await store.fills_page(FillQuery(account_id="a", after=after, limit=2))
+        walked.extend(f.fill_id for f in fpage)
+        if len(fpage) < 2:
+            break
+        after = (fpage[-1].ts_received_ns, fpage[-1].fill_id)
+    assert walked == ["a01-f0", "a01-f1", "a01-f2", "a03-f0", "a03-f1"]
+    by_order = await store.fills_page(FillQuery(account_id="a", client_order_id="a03", descending=True))
+    assert [f.fill_id for f in by_order] == ["a03-f1", "a03-f0"]
+    assert [f.ts_received_ns for f in by_order] == [200, 200]
+    late = await store.fills_page(FillQuery(account_id="a", since_ns=150))
+    assert [f.fill_id for f in late] == ["a03-f0", "a03-f1"]
+    bbb = await store.fills_page(FillQuery(account_id="a", symbol="BBB"))
+    assert [f.fill_id for f in bbb] == ["a03-f0", "a03-f1"]
+    assert await store.fills_page(FillQuery(account_id="a", side=Side.SELL)) == []
+    assert await store.fills_page(FillQuery(account_id="b")) == []

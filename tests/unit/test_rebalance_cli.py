@@ -119,4 +119,5 @@ def test_bad_flag_and_execute_without_the_engine(tmp_path: Path) -> None:
     result = runner.invoke(app, ["rebalance", "--holdings", str(h), "--targets", str(t), "--execute"])
     assert result.exit_code == 3
     assert "rebalance plan" in result.output
-    assert "execution engine not available in this build" in result.output
+    assert "bus.transport = memory" in result.output
+    assert "nothing was sent" in result.output

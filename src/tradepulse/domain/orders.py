@@ -123,10 +123,17 @@ class CancelOrder(Message, frozen=True, kw_only=True):
 
 
 class OrderEvent(Message, frozen=True, kw_only=True):
-    """Base of events that move an order along its state machine."""
+    """Base of events that move an order along its state machine.
+
+    ``account_id`` and ``symbol`` repeat the order's, so that a reader of the ``reports`` stream (the API's live
+    feed) can route an event to the account that owns it without a ledger lookup; "" means not stated (events
+    from an engine that predates them), and such events are never shown to any account.
+    """
 
     kind: ClassVar[OrderEventKind]
     client_order_id: str
+    account_id: str = ""
+    symbol: str = ""
     ts_ns: int = 0
 
 

@@ -309,6 +309,8 @@ class Admission:
             replies.append(
                 OrderRejected(
                     client_order_id=cmd.client_order_id,
+                    account_id=cmd.account_id,
+                    symbol=cmd.symbol,
                     reason=RejectReason.LEDGER_UNAVAILABLE,
                     message=message,
                     ts_ns=now,
@@ -510,7 +512,12 @@ class Admission:
         if decision.reason is not None:
             order = order.apply(
                 OrderRejected(
-                    client_order_id=cmd.client_order_id, reason=decision.reason, message=decision.message, ts_ns=now
+                    client_order_id=cmd.client_order_id,
+                    account_id=cmd.account_id,
+                    symbol=cmd.symbol,
+                    reason=decision.reason,
+                    message=decision.message,
+                    ts_ns=now,
                 )
             )
         return OrderRecord(
@@ -544,6 +551,8 @@ class Admission:
                 replies.append(
                     OrderRejected(
                         client_order_id=coid,
+                        account_id=cmd.account_id,
+                        symbol=cmd.symbol,
                         reason=order.reject_reason or RejectReason.INTERNAL_ERROR,
                         message=order.status_message,
                         ts_ns=now,

@@ -402,6 +402,8 @@ class ExecutionEngine:
                 closed = o.apply(
                     OrderRejected(
                         client_order_id=coid,
+                        account_id=o.account_id,
+                        symbol=o.symbol,
                         reason=RejectReason.LEDGER_UNAVAILABLE,
                         message="refused: the ledger answered too late; the order was never sent",
                         ts_ns=now,

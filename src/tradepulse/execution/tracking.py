@@ -76,7 +76,17 @@ def _step(t: Tracked, event: OrderEvent, out: Applied) -> None:
 
 def _accept_if_needed(t: Tracked, venue_order_id: str | None, ts: int, out: Applied) -> None:
     if t.order.status in _AWAITING_ACK:
-        _step(t, OrderAccepted(client_order_id=t.client_order_id, venue_order_id=venue_order_id, ts_ns=ts), out)
+        _step(
+            t,
+            OrderAccepted(
+                client_order_id=t.client_order_id,
+                account_id=t.order.account_id,
+                symbol=t.order.symbol,
+                venue_order_id=venue_order_id,
+                ts_ns=ts,
+            ),
+            out,
+        )
 
 
 def _fill(t: Tracked, fill: Fill, ts: int, out: Applied) -> None:
@@ -85,7 +95,13 @@ def _fill(t: Tracked, fill: Fill, ts: int, out: Applied) -> None:
     _accept_if_needed(t, fill.venue_order_id, ts, out)
     complete = t.order.filled_quantity + fill.quantity == t.order.quantity
     cls = OrderFilled if complete else OrderPartiallyFilled
-    _step(t, cls(client_order_id=t.client_order_id, fill=fill, ts_ns=ts), out)
+    _step(
+        t,
+        cls(
+            client_order_id=t.client_order_id, account_id=t.order.account_id, symbol=t.order.symbol, fill=fill, ts_ns=ts
+        ),
+        out,
+    )
     t.fill_ids.add(fill.fill_id)
     out.fills.append(fill)
 
@@ -95,9 +111,29 @@ def _close(t: Tracked, status: OrderStatus, message: str, ts: int, out: Applied)
         return
     leaves = t.order.quantity - t.order.filled_quantity
     if status is OrderStatus.CANCELED:
-        _step(t, OrderCanceled(client_order_id=t.client_order_id, message=message, ts_ns=ts), out)
+        _step(
+            t,
+            OrderCanceled(
+                client_order_id=t.client_order_id,
+                account_id=t.order.account_id,
+                symbol=t.order.symbol,
+                message=message,
+                ts_ns=ts,
+            ),
+            out,
+        )
     else:
-        _step(t, OrderExpired(client_order_id=t.client_order_id, message=message, ts_ns=ts), out)
+        _step(
+            t,
+            OrderExpired(
+                client_order_id=t.client_order_id,
+                account_id=t.order.account_id,
+                symbol=t.order.symbol,
+                message=message,
+                ts_ns=ts,
+            ),
+            out,
+        )
     out.released += leaves
     t.deferred = None
 
@@ -105,7 +141,18 @@ def _close(t: Tracked, status: OrderStatus, message: str, ts: int, out: Applied)
 def _reject(t: Tracked, reason: RejectReason, message: str, ts: int, out: Applied) -> None:
     if t.order.status not in _AWAITING_ACK:
         return
-    _step(t, OrderRejected(client_order_id=t.client_order_id, reason=reason, message=message, ts_ns=ts), out)
+    _step(
+        t,
+        OrderRejected(
+            client_order_id=t.client_order_id,
+            account_id=t.order.account_id,
+            symbol=t.order.symbol,
+            reason=reason,
+            message=message,
+            ts_ns=ts,
+        ),
+        out,
+    )
     out.released += t.order.quantity
 
 
@@ -162,7 +209,17 @@ def mark_unknown(t: Tracked, message: str, ts: int) -> Applied:
     """The call that sent ``t`` timed out: it is UNKNOWN until the venue says (if no report beat us to it)."""
     out = Applied()
     if t.order.status is OrderStatus.NEW:
-        _step(t, OrderUnknown(client_order_id=t.client_order_id, message=message, ts_ns=ts), out)
+        _step(
+            t,
+            OrderUnknown(
+                client_order_id=t.client_order_id,
+                account_id=t.order.account_id,
+                symbol=t.order.symbol,
+                message=message,
+                ts_ns=ts,
+            ),
+            out,
+        )
     t.needs_query = True
     return out
 

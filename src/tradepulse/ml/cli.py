@@ -90,15 +90,21 @@ def signals(
     transport: Annotated[str, typer.Option(help="Bus transport: redis (services mode) or memory.")] = "redis",
     duration: Annotated[float | None, typer.Option(help="Stop by itself after this many seconds.")] = None,
     panel: Annotated[bool, typer.Option(help="Show the live terminal panel.")] = True,
+    metrics_port: Annotated[
+        int, typer.Option(help="Serve Prometheus metrics on this port (0: off; deploy/prometheus uses 9102).")
+    ] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Address for the metrics port.")] = "127.0.0.1",
 ) -> None:
     """Run the signal service alone (services mode): ticks in from the bus, signals and order requests out."""
     from tradepulse.cli import run_async
     from tradepulse.observability.logging import setup_logging
+    from tradepulse.observability.metrics import serve_metrics
     from tradepulse.runtime.embedded import EmbeddedRuntime
     from tradepulse.runtime.signals import make_signal_component
 
     settings = _settings(config, **{"bus.transport": transport, "signals.enabled": True})
     setup_logging(settings.log_level, err)
+    serve_metrics(metrics_port, metrics_host)
     runtime = EmbeddedRuntime(settings, factories=[make_signal_component], console=console)
     try:
         summary = run_async(runtime.run(duration=duration, panel=panel and console.is_terminal))

@@ -59,3 +59,22 @@ TICK_STORE_WRITE_LATENCY = Histogram(
     "Time to write one batch of ticks to the tick store (one transaction).",
     buckets=MS_BUCKETS,
 )
+
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_ms",
+    "API request duration by method, route template and status (the seed's HighAPILatency alert).",
+    ["method", "route", "status"],
+    buckets=MS_BUCKETS,
+)
+
+
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Expose this process's metrics on ``http://host:port/metrics`` from a daemon thread (0: don't).
+
+    For single-process services (``tradepulse engine``, ``tradepulse signals``); the API serves ``/metrics`` itself
+    and aggregates its worker processes.
+    """
+    if port:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=host)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tradepulse.config import RebalanceConfig
+from tradepulse.config import RebalanceConfig, Settings
 from tradepulse.portfolio.rebalance import Engine, RebalanceOptions, RebalancePlan, rebalance
+from tradepulse.portfolio.rebalance_execute import ExecutionError, ExecutionResult, execute_plan
 from tradepulse.portfolio.rebalance_files import RebalanceFileError, load_problem
 from tradepulse.portfolio.rebalance_problem import RebalanceInputError
 
-#: shown when --execute is asked for in a build without the execution engine's client (issue 5)
-NO_ENGINE = "execution engine not available in this build (tradepulse.client is missing); nothing was sent"
+#: shown when --execute is asked for while the bus is in-process: no engine process can be reached
+NO_ENGINE = (
+    "the bus is in-process (bus.transport = memory), so no engine can be reached; set bus.transport = redis "
+    "(TRADEPULSE_BUS_TRANSPORT=redis) and run `tradepulse engine`; nothing was sent"
+)
 
 
 def _fmt(value: Decimal) -> str:
@@ -129,6 +136,11 @@ def rebalance_command(
         "vectorized"
     ),
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account to trade (default: rebalance.account_id).")] = None,
+    rebalance_id: Annotated[
+        str | None, typer.Option(help="Name the orders rb-ID-S|B-SYMBOL (default: a hash of the inputs).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each order's final report.")] = 30.0,
 ) -> None:
     """Print the orders that bring the holdings to the targets (and, with --execute, send them)."""
     from tradepulse.cli import console, err, settings_from
@@ -151,8 +163,6 @@ def rebalance_command(
             fractional_step=None,
         )
         if buy_only:
-            import msgspec
-
             options = msgspec.structs.replace(options, allow_sells=False)
         problem = load_problem(holdings, targets, options)
     except (RebalanceFileError, RebalanceInputError) as exc:
@@ -164,10 +174,100 @@ def rebalance_command(
     out = console if console.is_terminal else Console(width=max(console.width, 140))
     print_plan(plan, out, all_positions=all_positions)
     if execute:
-        # The engine's client (issue 5) is not in this build; execute_plan() in rebalance_execute.py is ready
-        # for its submit callable.
-        err.print(f"[red]cannot execute:[/red] {NO_ENGINE}")
-        raise typer.Exit(3)
+        if settings.bus.transport != "redis":
+            err.print(f"[red]cannot execute:[/red] {NO_ENGINE}")
+            raise typer.Exit(3)
+        code = asyncio.run(
+            execute_and_report(
+                plan,
+                settings,
+                out,
+                err,
+                account_id=account or settings.rebalance.account_id,
+                rebalance_id=rebalance_id,
+                timeout_s=timeout,
+            )
+        )
+        raise typer.Exit(code)
 
 
-__all__ = ["NO_ENGINE", "options_from", "print_plan", "rebalance_command"]
+async def execute_and_report(
+    plan: RebalancePlan,
+    settings: Settings,
+    out: Console,
+    err: Console,
+    *,
+    account_id: str,
+    rebalance_id: str | None = None,
+    timeout_s: float = 30.0,
+) -> int:
+    """Send ``plan`` through the engine (sells, their fills awaited, then buys), print each order's outcome and
+    the post-trade weights; return the exit code: 0 all filled, 1 some order did not fill, 3 no engine answer."""
+    from tradepulse.bus import BusUnavailable, make_transport
+    from tradepulse.client import OrderClient, OrderTimeout, fold_order
+    from tradepulse.domain import Order, SubmitOrder
+
+    bus = make_transport(settings)
+    client = OrderClient(bus, partitions=settings.bus.order_partitions)
+
+    async def submit(cmd: SubmitOrder) -> Order:
+        cmd = msgspec.structs.replace(cmd, ts_ns=time.time_ns())
+        result = await client.submit(cmd, timeout=timeout_s, until="terminal")
+        return fold_order(Order.from_submit(cmd), result.events)
+
+    try:
+        await client.start()
+        result = await execute_plan(
+            plan,
+            submit,
+            strategy_id=settings.rebalance.strategy_id,
+            account_id=account_id,
+            key=rebalance_id,
+        )
+    except (BusUnavailable, OrderTimeout) as exc:
+        err.print(f"[red]execution incomplete:[/red] {exc} (is `tradepulse engine` running on this bus?)")
+        return 3
+    except ExecutionError as exc:
+        err.print(f"[red]execution stopped:[/red] {exc}")
+        return 1
+    finally:
+        await client.close()
+        await bus.close()
+    print_execution(result, out)
+    return 1 if result.unfilled else 0
+
+
+def print_execution(result: ExecutionResult, console: Console) -> None:
+    """Print each order's outcome, then the weights after the trades against the targets."""
+    table = Table(title=f"executed: {len(result.orders)} orders, {len(result.unfilled)} not filled")
+    for column in ("order", "side", "symbol", "quantity", "status", "filled", "avg price", "fees", "reason"):
+        table.add_column(
+            column, justify="left" if column in ("order", "side", "symbol", "status", "reason") else "right"
+        )
+    for o in result.orders:
+        avg = o.avg_fill_price
+        table.add_row(
+            o.client_order_id,
+            o.side.value,
+            o.symbol,
+            _fmt(o.quantity),
+            o.status.value if o.status.value == "FILLED" else f"[red]{o.status.value}[/red]",
+            _fmt(o.filled_quantity),
+            "" if avg is None else _money(avg),
+            _money(o.fees),
+            "" if o.reject_reason is None else f"{o.reject_reason.value} {o.status_message}".strip(),
+        )
+    console.print(table)
+    if result.replanned_buys is not None:
+        console.print("the sells raised less cash than planned: the buys were planned again from what they raised")
+    after = rebalance(result.after())
+    weights = Table(title="after execution: weights against targets")
+    for column in ("symbol", "quantity", "weight", "target"):
+        weights.add_column(column, justify="left" if column == "symbol" else "right")
+    for row in after.positions:
+        weights.add_row(row.symbol, _fmt(row.quantity_before), _pct(row.weight_before), _pct(row.target_weight))
+    console.print(weights)
+    console.print(f"cash after: {_money(result.cash)} {result.plan.problem.options.currency}")
+
+
+__all__ = ["NO_ENGINE", "execute_and_report", "options_from", "print_execution", "print_plan", "rebalance_command"]

@@ -88,13 +88,15 @@ async def execute_plan(
     strategy_id: str = "rebalance",
     account_id: str = "default",
     prefix: str = "rb",
+    key: str | None = None,
 ) -> ExecutionResult:
-    """Send ``plan``'s sells, await them, then its buys (re-planned if the sells raised less cash than planned)."""
+    """Send ``plan``'s sells, await them, then its buys (re-planned if the sells raised less cash than planned).
+    ``key`` fixes the client order ids' middle part (see :meth:`RebalancePlan.submit_orders`)."""
     problem = plan.problem
     result = ExecutionResult(
         plan=plan, cash=problem.cash, holdings=dict(zip(problem.symbols, problem.quantities, strict=True))
     )
-    orders = plan.submit_orders(strategy_id=strategy_id, account_id=account_id, prefix=prefix)
+    orders = plan.submit_orders(strategy_id=strategy_id, account_id=account_id, prefix=prefix, key=key)
     sells = [o for o in orders if o.side is Side.SELL]
     buys = [o for o in orders if o.side is Side.BUY]
     done = await asyncio.gather(*(submit(o) for o in sells))
@@ -111,7 +113,7 @@ async def execute_plan(
                 f"sells raised less cash than planned and the buys cannot be re-planned: {exc}"
             ) from exc
         result.replanned_buys = replan
-        buys = replan.submit_orders(strategy_id=strategy_id, account_id=account_id, prefix=prefix)
+        buys = replan.submit_orders(strategy_id=strategy_id, account_id=account_id, prefix=prefix, key=key)
     done = await asyncio.gather(*(submit(o) for o in buys))
     for order in done:
         cash = _apply(order, cash, result.holdings)

@@ -250,12 +250,19 @@ class RebalancePlan:
         return cached
 
     def submit_orders(
-        self, *, strategy_id: str = "rebalance", account_id: str = "default", prefix: str = "rb"
+        self,
+        *,
+        strategy_id: str = "rebalance",
+        account_id: str = "default",
+        prefix: str = "rb",
+        key: str | None = None,
     ) -> list[SubmitOrder]:
         """Return the plan as market orders, sells first. Client order ids are deterministic
         (``{prefix}-{input fingerprint}-{S|B}-{symbol}``), so submitting the same plan again is deduplicated by
-        the engine instead of trading twice."""
-        fp = self.problem.fingerprint()
+        the engine instead of trading twice. With ``key`` (a caller's rebalance id) it replaces the fingerprint:
+        then each (key, side, symbol) is one order however the portfolio moved in between, so re-running a
+        rebalance id never trades a side of a symbol twice."""
+        fp = self.problem.fingerprint() if key is None else key
         symbols, sells, quantities = self._order_rows()
         market, day = OrderType.MARKET, TimeInForce.DAY
         return [

@@ -24,6 +24,7 @@ import msgspec
 
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Fill, Order, TradingState
+from tradepulse.storage.ledger_pages import FillQuery, OrderQuery, fills_page_sql, orders_page_sql
 from tradepulse.storage.ledger_rows import (
     ORDER_COLUMNS,
     account_from_row,
@@ -528,6 +529,14 @@ class PostgresLedgerStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [order_from_row(r) for r in await self._fetch(sql, *args)]
+
+    async def orders_page(self, query: OrderQuery) -> list[OrderRecord]:
+        sql, args = orders_page_sql(query, lambda n: f"${n}")
+        return [order_from_row(r) for r in await self._fetch(sql, *args)]
+
+    async def fills_page(self, query: FillQuery) -> list[Fill]:
+        sql, args = fills_page_sql(query, lambda n: f"${n}")
+        return [fill_from_row(r) for r in await self._fetch(sql, *args)]
 
     async def positions(self, account_id: str) -> list[PositionRow]:
         rows = await self._fetch("SELECT * FROM ledger_positions WHERE account_id = $1 ORDER BY symbol", account_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tradepulse.domain import Fill, Order, TradingState
+from tradepulse.storage.ledger_pages import FillQuery, OrderQuery, fills_page_sql, orders_page_sql
 from tradepulse.storage.ledger_rows import (
     ORDER_COLUMNS,
     account_from_row,
@@ -353,6 +354,14 @@ class SqliteLedgerStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [order_from_row(r) for r in self._rows(sql, args)]
+
+    async def orders_page(self, query: OrderQuery) -> list[OrderRecord]:
+        sql, args = orders_page_sql(query, lambda _n: "?")
+        return [order_from_row(r) for r in self._rows(sql, args)]
+
+    async def fills_page(self, query: FillQuery) -> list[Fill]:
+        sql, args = fills_page_sql(query, lambda _n: "?")
+        return [fill_from_row(r) for r in self._rows(sql, args)]
 
     async def positions(self, account_id: str) -> list[PositionRow]:
         rows = self._rows("SELECT * FROM ledger_positions WHERE account_id = ? ORDER BY symbol", [account_id])

@@ -37,6 +37,7 @@ import msgspec
 
 from tradepulse.domain import Fill, Order, Position, TradingState
 from tradepulse.domain.money import ZERO
+from tradepulse.storage.ledger_pages import FillQuery, OrderQuery
 
 
 class LedgerError(Exception):
@@ -211,6 +212,14 @@ class LedgerStore(Protocol):
         """Return orders, oldest first."""
         ...
 
+    async def orders_page(self, query: OrderQuery) -> list[OrderRecord]:
+        """Return one page of an account's orders (see :mod:`tradepulse.storage.ledger_pages`)."""
+        ...
+
+    async def fills_page(self, query: FillQuery) -> list[Fill]:
+        """Return one page of an account's fills; each fill's ``ts_received_ns`` is its ``booked_ns``."""
+        ...
+
     async def positions(self, account_id: str) -> list[PositionRow]: ...
 
     async def account(self, account_id: str) -> AccountRow | None: ...
@@ -230,9 +239,11 @@ __all__ = [
     "AdmitResult",
     "BookingTx",
     "DuplicateFill",
+    "FillQuery",
     "LedgerError",
     "LedgerStore",
     "LedgerUnavailable",
+    "OrderQuery",
     "OrderRecord",
     "PositionRow",
     "Quantities",

@@ -145,7 +145,7 @@ async def open_tick_store(
         from tradepulse.storage.postgres import create_pool
         from tradepulse.storage.ticks_pg import PostgresTickStore
 
-        pool = await create_pool(config)
+        pool = await create_pool(config, schema=config.schema or None)
         try:
             return await PostgresTickStore.open(
                 pool, migrate=migrate, own_pool=True, synchronous_commit=synchronous_commit

@@ -119,6 +119,12 @@ INSERT INTO risk_trading_state (id, state, reason, changed_by, changed_ns)
 """
 
 
+_PAGE_INDEXES = """
+CREATE INDEX ledger_fills_account_booked ON ledger_fills (account_id, booked_ns, fill_id);
+CREATE INDEX ledger_orders_account_page ON ledger_orders (account_id, created_ns, client_order_id);
+DROP INDEX ledger_orders_account;
+"""
+
 MIGRATIONS = [
     Migration(
         "ledger",
@@ -126,5 +132,13 @@ MIGRATIONS = [
         "orders_fills_positions",
         postgres=_ddl("numeric", "bigint", "text"),
         sqlite=_ddl("TEXT", "INTEGER", "TEXT"),
+    ),
+    # the API pages an account's fills by (booked_ns, fill_id) and its orders by (created_ns, client_order_id)
+    Migration(
+        "ledger",
+        2,
+        "page_indexes",
+        postgres=_PAGE_INDEXES,
+        sqlite=_PAGE_INDEXES,
     ),
 ]

@@ -1,0 +1,1 @@
+"""The HTTP API (Litestar): see :mod:`tradepulse.api.app`."""

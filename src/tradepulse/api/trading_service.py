@@ -1,0 +1,682 @@
+"""The trading service behind the API: orders, fills, positions, account, rebalance, for one account at a time.
+
+It sits over the ledger store (what is booked) and the order client (what the engine says now), and knows no
+HTTP: every method takes the caller's ``account_id`` and raises a :class:`TradingError` (with the HTTP status,
+an error code and the field at fault) for what the caller got wrong. The routes map those to responses.
+
+Submitting an order (:meth:`TradingService.submit`):
+
+* the request is checked first (types, finite positive numbers of sane size, the symbol is an instrument, price
+  on the tick, quantity on the lot): a bad one is a 422 naming the field, and nothing is published;
+* a client order id already in the ledger is answered from there: the same account gets its order back
+  (``existing``, 200), another account a 409; nothing is executed again;
+* a new one is published through the :class:`~tradepulse.client.OrderClient`; MARKET, IOC and FOK orders are
+  awaited until final, the others until the venue accepted them (or they ended); no answer within
+  ``timeout_s`` gives ``pending`` (202) with what is known. A risk rejection is a normal outcome: the order
+  exists (in the ledger too), with status REJECTED and its ``reject_reason``, answered as ``created`` (201).
+  422 is only for requests the engine never saw.
+
+Orders and fills are listed by pages (keyset cursors over the ledger's stable orderings, see
+:mod:`tradepulse.storage.ledger_pages`). The answer to a POST is built from the engine's reports, which arrive
+before the booking; a GET right after may still show the order as the ledger had it a moment before.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import msgspec
+
+from tradepulse.api.trading_models import (
+    AccountView,
+    FillPage,
+    FillView,
+    OrderPage,
+    OrderRequest,
+    OrderResponse,
+    OrderView,
+    PlannedOrder,
+    PlannedPosition,
+    PositionView,
+    RebalanceExecution,
+    RebalancePreview,
+    RebalanceRequest,
+)
+from tradepulse.bus import BusUnavailable
+from tradepulse.client import OrderClient, OrderResult, OrderTimeout, Wait
+from tradepulse.client import fold_order as fold
+from tradepulse.config import Settings
+from tradepulse.domain import (
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    SubmitOrder,
+    TimeInForce,
+)
+from tradepulse.portfolio.cli import options_from
+from tradepulse.portfolio.ledger import Ledger
+from tradepulse.portfolio.rebalance import RebalancePlan, RebalanceProblem, Security, build_problem, rebalance
+from tradepulse.portfolio.rebalance_execute import ExecutionError, execute_plan
+from tradepulse.portfolio.rebalance_problem import RebalanceInputError
+from tradepulse.risk.instruments import InstrumentRegistry
+from tradepulse.storage.ledger_pages import FillQuery, OrderQuery
+from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
+
+#: the largest page the API serves, and the default
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+#: numbers in requests: below 10**15 and at most 12 decimals (so 1e308 or a 40-digit decimal is a 422)
+MAX_MAGNITUDE = Decimal(10) ** 15
+MAX_DECIMALS = 12
+_REBALANCE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,24}$")
+_STRATEGY_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+REBALANCE_PREFIX = "rb"
+
+
+class TradingError(Exception):
+    """A request the service refuses; ``status`` is the HTTP status, ``field`` the path at fault."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(TradingError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(TradingError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidRequest(TradingError):
+    status = 422
+    code = "validation_error"
+
+
+class Unavailable(TradingError):
+    """The ledger or the bus cannot be reached: nothing was done (or, for a submit, nothing is known yet)."""
+
+    status = 503
+    code = "unavailable"
+
+
+def _check_number(value: Decimal | None, field: str) -> None:
+    if value is None:
+        return
+    if not value.is_finite():
+        raise InvalidRequest(f"{value} is not a finite number", field=field)
+    if value <= 0:
+        raise InvalidRequest(f"must be > 0, got {value}", field=field)
+    if value >= MAX_MAGNITUDE:
+        raise InvalidRequest(f"must be < 1e15, got {value}", field=field)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_DECIMALS:
+        raise InvalidRequest(f"at most {MAX_DECIMALS} decimals, got {value}", field=field)
+
+
+def _fills_of(result: OrderResult) -> list[FillView]:
+    return [FillView.of(f) for f in result.fills]
+
+
+def _encode_cursor(ns: int, key: str) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode([ns, key])).decode().rstrip("=")
+
+
+_CURSOR_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ns, key = msgspec.json.decode(raw, type=tuple[int, str])
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidRequest("not a cursor this API returned", field="query.cursor") from None
+    if not 0 <= ns < 2**63 or not _CURSOR_KEY.match(key):
+        raise InvalidRequest("not a cursor this API returned", field="query.cursor")
+    return ns, key
+
+
+def _check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"must be in 1..{MAX_LIMIT}, got {limit}", field="query.limit")
+    return limit
+
+
+def _check_window(since_ns: int | None, until_ns: int | None) -> None:
+    for name, value in (("since_ns", since_ns), ("until_ns", until_ns)):
+        if value is not None and not 0 <= value < 2**63:
+            raise InvalidRequest("must be in 0..2**63-1", field=f"query.{name}")
+
+
+@dataclass
+class TradingService:
+    """Orders, fills, positions, account and rebalancing over ``store`` and ``client`` (see the module docs)."""
+
+    settings: Settings
+    store: LedgerStore
+    client: OrderClient
+    instruments: InstrumentRegistry
+    timeout_s: float = 5.0
+
+    @classmethod
+    def create(
+        cls, settings: Settings, store: LedgerStore, client: OrderClient, *, timeout_s: float = 5.0
+    ) -> TradingService:
+        return cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
+
+    # -- orders -------------------------------------------------------------------------------------------------
+
+    def validate(self, req: OrderRequest, account_id: str) -> SubmitOrder:
+        """Return the submit command for ``req``, or raise InvalidRequest naming the field (body.*)."""
+        instrument = self.instruments.get(req.symbol)
+        if instrument is None:
+            raise InvalidRequest(f"unknown symbol {req.symbol!r}", field="body.symbol")
+        if not instrument.tradable:
+            raise InvalidRequest(f"{req.symbol} is not tradable", field="body.symbol")
+        for name in ("quantity", "limit_price", "stop_price"):
+            _check_number(getattr(req, name), f"body.{name}")
+        if not instrument.is_valid_quantity(req.quantity):
+            raise InvalidRequest(
+                f"{req.quantity} is not a whole number of lots of {instrument.lot_size}", field="body.quantity"
+            )
+        for name in ("limit_price", "stop_price"):
+            price = getattr(req, name)
+            if price is not None and not instrument.is_valid_price(price):
+                raise InvalidRequest(f"{price} is not on the tick {instrument.tick_size}", field=f"body.{name}")
+        if not _STRATEGY_ID.match(req.strategy_id):
+            raise InvalidRequest("must be 1-64 characters of A-Z a-z 0-9 . _ : -", field="body.strategy_id")
+        try:
+            return SubmitOrder(
+                client_order_id=req.client_order_id,
+                symbol=req.symbol,
+                side=req.side,
+                quantity=req.quantity,
+                order_type=req.order_type,
+                limit_price=req.limit_price,
+                stop_price=req.stop_price,
+                time_in_force=req.time_in_force,
+                strategy_id=req.strategy_id,
+                account_id=account_id,
+                ts_ns=time.time_ns(),
+            )
+        except ValueError as exc:  # the domain's own checks name the field first: "limit_price: required ..."
+            name, _, message = str(exc).partition(": ")
+            field = name if name in OrderRequest.__struct_fields__ else None
+            raise InvalidRequest(message or str(exc), field=None if field is None else f"body.{field}") from None
+
+    @staticmethod
+    def wait_for(order_type: OrderType, tif: TimeInForce) -> Wait:
+        """MARKET, IOC and FOK orders end at once, so they are awaited until final; the others until accepted."""
+        if order_type is OrderType.MARKET or tif in (TimeInForce.IOC, TimeInForce.FOK):
+            return "terminal"
+        return "accepted"
+
+    async def _ledger(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except LedgerUnavailable as exc:
+            raise Unavailable(f"the ledger is unavailable: {exc}") from None
+
+    async def _record(self, client_order_id: str) -> OrderRecord | None:
+        records: dict[str, OrderRecord] = await self._ledger(self.store.get_orders([client_order_id]))
+        return records.get(client_order_id)
+
+    async def submit(self, req: OrderRequest, account_id: str) -> tuple[int, OrderResponse]:
+        """Submit an order for ``account_id``; return (HTTP status, answer). See the module docstring."""
+        cmd = self.validate(req, account_id)
+        record = await self._record(cmd.client_order_id)
+        if record is not None:
+            return 200, await self._existing(record, account_id)
+        try:
+            result = await self.client.submit(
+                cmd, timeout=self.timeout_s, until=self.wait_for(cmd.order_type, cmd.time_in_force)
+            )
+        except OrderTimeout:
+            return 202, await self._pending(cmd)
+        except BusUnavailable as exc:
+            raise Unavailable(f"the order bus is unavailable: {exc}") from None
+        answer = next((e for e in result.events if isinstance(e, Order)), None)
+        if answer is not None:
+            # the engine answered as for a duplicate: another submit of this id got in first
+            if answer.account_id != account_id:
+                raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
+            order = fold(answer, result.events)
+            return 200, OrderResponse(outcome="existing", order=OrderView.of(order), fills=_fills_of(result))
+        order = fold(Order.from_submit(cmd), result.events)
+        return 201, OrderResponse(outcome="created", order=OrderView.of(order), fills=_fills_of(result))
+
+    async def _existing(self, record: OrderRecord, account_id: str) -> OrderResponse:
+        """Answer a repeated client order id. A final order is answered from the ledger (its fills are all
+        booked with its final state); an open one is asked of the engine, whose answer to a repeated submit is
+        the order as it stands now (the ledger books a moment after the reports), never a second execution."""
+        order = record.order
+        if order.account_id != account_id:
+            raise Conflict(f"client order id {order.client_order_id!r} is taken", field="body.client_order_id")
+        events: list[Any] = []
+        if not order.is_terminal:
+            again = SubmitOrder(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                order_type=order.order_type,
+                limit_price=order.limit_price,
+                stop_price=order.stop_price,
+                time_in_force=order.time_in_force,
+                strategy_id=order.strategy_id,
+                account_id=order.account_id,
+                ts_ns=time.time_ns(),
+            )
+            try:
+                result = await self.client.submit(
+                    again, timeout=self.timeout_s, until=self.wait_for(order.order_type, order.time_in_force)
+                )
+                events = result.events
+            except (OrderTimeout, BusUnavailable):
+                events = []  # answer with what the ledger has
+        order = fold(order, events)
+        fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[order.client_order_id]))
+        known = {f.fill_id for f in fills}
+        for item in events:
+            fill = getattr(item, "fill", None)
+            if isinstance(fill, Fill) and fill.fill_id not in known:
+                fills.append(fill)
+        return OrderResponse(outcome="existing", order=OrderView.of(order), fills=[FillView.of(f) for f in fills])
+
+    async def _pending(self, cmd: SubmitOrder) -> OrderResponse:
+        record = await self._record(cmd.client_order_id)
+        order = Order.from_submit(cmd) if record is None else record.order
+        fills: list[Fill] = (
+            [] if record is None else await self._ledger(self.store.fills(client_order_ids=[cmd.client_order_id]))
+        )
+        return OrderResponse(outcome="pending", order=OrderView.of(order), fills=[FillView.of(f) for f in fills])
+
+    async def get(self, order_id: str, account_id: str) -> OrderResponse:
+        """Return one of the account's orders with its booked fills; 404 for another account's or none."""
+        record = await self._record(order_id)
+        if record is None or record.order.account_id != account_id:
+            raise NotFound(f"no order {order_id!r}")
+        fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[order_id]))
+        return OrderResponse(outcome="done", order=OrderView.of(record.order), fills=[FillView.of(f) for f in fills])
+
+    async def list_orders(
+        self,
+        account_id: str,
+        *,
+        symbol: str | None = None,
+        status: Sequence[OrderStatus] = (),
+        side: Side | None = None,
+        client_order_id: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> OrderPage:
+        """Return a page of the account's orders, oldest first (``order="desc"``: newest first)."""
+        _check_limit(limit)
+        _check_window(since_ns, until_ns)
+        query = OrderQuery(
+            account_id=account_id,
+            symbol=symbol,
+            statuses=tuple(status),
+            side=side,
+            client_order_id=client_order_id,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            after=None if cursor is None else _decode_cursor(cursor),
+            descending=order == "desc",
+            limit=limit + 1,
+        )
+        rows: list[OrderRecord] = await self._ledger(self.store.orders_page(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1].order if more else None
+        return OrderPage(
+            orders=[OrderView.of(r.order) for r in rows],
+            next=None if last is None else _encode_cursor(last.created_ns, last.client_order_id),
+        )
+
+    async def list_fills(
+        self,
+        account_id: str,
+        *,
+        symbol: str | None = None,
+        side: Side | None = None,
+        order_id: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        order: Literal["asc", "desc"] = "asc",
+    ) -> FillPage:
+        """Return a page of the account's fills in booking order (time bounds are on ``booked_ns``)."""
+        _check_limit(limit)
+        _check_window(since_ns, until_ns)
+        query = FillQuery(
+            account_id=account_id,
+            symbol=symbol,
+            side=side,
+            client_order_id=order_id,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            after=None if cursor is None else _decode_cursor(cursor),
+            descending=order == "desc",
+            limit=limit + 1,
+        )
+        rows: list[Fill] = await self._ledger(self.store.fills_page(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more else None
+        return FillPage(
+            fills=[FillView.of(f) for f in rows],
+            next=None if last is None else _encode_cursor(last.ts_received_ns, last.fill_id),
+        )
+
+    async def order_fills(self, order_id: str, account_id: str) -> list[FillView]:
+        """Return the booked fills of one of the account's orders (404 as for :meth:`get`)."""
+        return (await self.get(order_id, account_id)).fills
+
+    async def cancel(self, order_id: str, account_id: str) -> tuple[int, OrderResponse]:
+        """Cancel one of the account's open orders: 200 once final (canceled, or filled meanwhile), 202 if no
+        answer came in time, 404 for none or another account's, 409 when it is already final."""
+        record = await self._record(order_id)
+        if record is None or record.order.account_id != account_id:
+            raise NotFound(f"no order {order_id!r}")
+        if record.order.is_terminal:
+            raise Conflict(f"order {order_id!r} is already {record.order.status}")
+        try:
+            result = await self.client.cancel(order_id, record.order.symbol, timeout=self.timeout_s)
+        except OrderTimeout:
+            return 202, await self.get(order_id, account_id)
+        except BusUnavailable as exc:
+            raise Unavailable(f"the order bus is unavailable: {exc}") from None
+        order = fold(record.order, result.events)
+        fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[order_id]))
+        known = {f.fill_id for f in fills}
+        fills.extend(f for f in result.fills if f.fill_id not in known)
+        return 200, OrderResponse(outcome="done", order=OrderView.of(order), fills=[FillView.of(f) for f in fills])
+
+    # -- positions and account ------------------------------------------------------------------------------
+
+    async def positions(self, account_id: str) -> list[PositionView]:
+        """Return the account's positions (flat ones too: they carry realized PnL), by symbol."""
+        ledger = Ledger(self.store)
+        summary = await self._ledger(ledger.summary(account_id))
+        if summary is None:
+            raise NotFound(f"no account {account_id!r}")
+        return [
+            PositionView(
+                symbol=line.position.symbol,
+                quantity=line.position.quantity,
+                avg_price=line.position.avg_price,
+                cost_basis=line.position.cost_basis,
+                mark=line.mark,
+                market_value=line.market_value,
+                unrealized_pnl=line.unrealized_pnl,
+                realized_pnl=line.position.realized_pnl,
+                fees=line.position.fees,
+                currency=line.position.currency,
+                updated_ns=line.position.updated_ns,
+            )
+            for line in summary.positions
+        ]
+
+    async def position(self, symbol: str, account_id: str) -> PositionView:
+        """Return one position; a known instrument never traded is flat; an unknown symbol is a 404."""
+        for p in await self.positions(account_id):
+            if p.symbol == symbol:
+                return p
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            raise NotFound(f"no position in {symbol!r} (not an instrument)")
+        marks: dict[str, Decimal] = await self._ledger(self.store.marks())
+        zero = Decimal(0)
+        return PositionView(
+            symbol=symbol,
+            quantity=zero,
+            avg_price=None,
+            cost_basis=zero,
+            mark=marks.get(symbol),
+            market_value=zero,
+            unrealized_pnl=zero,
+            realized_pnl=zero,
+            fees=zero,
+            currency=instrument.currency,
+            updated_ns=0,
+        )
+
+    async def account(self, account_id: str) -> AccountView:
+        """Return cash, the positions' value at the marks, equity, realized and unrealized PnL and fees."""
+        summary = await self._ledger(Ledger(self.store).summary(account_id))
+        if summary is None:
+            raise NotFound(f"no account {account_id!r}")
+        a = summary.account
+        return AccountView(
+            account_id=a.account_id,
+            currency=a.currency,
+            starting_cash=a.starting_cash,
+            cash=a.cash,
+            positions_value=summary.equity - a.cash,
+            equity=summary.equity,
+            realized_pnl=summary.realized_pnl,
+            unrealized_pnl=summary.unrealized_pnl,
+            fees=summary.fees,
+            positions=sum(1 for line in summary.positions if line.position.quantity != 0),
+            updated_ns=a.updated_ns,
+        )
+
+    # -- rebalancing -------------------------------------------------------------------------------------------
+
+    async def _problem(self, req: RebalanceRequest, account_id: str) -> RebalanceProblem:
+        account = await self._ledger(self.store.account(account_id))
+        if account is None:
+            raise NotFound(f"no account {account_id!r}")
+        rows = await self._ledger(self.store.positions(account_id))
+        holdings = {r.position.symbol: r.position.quantity for r in rows if r.position.quantity != 0}
+        marks: dict[str, Decimal] = await self._ledger(self.store.marks())
+        securities = []
+        for symbol in sorted(set(req.targets) | set(holdings)):
+            where = f"body.targets.{symbol}" if symbol in req.targets else f"positions.{symbol}"
+            instrument = self.instruments.get(symbol)
+            if instrument is None:
+                raise InvalidRequest(f"unknown symbol {symbol!r}", field=where)
+            price = marks.get(symbol)
+            if price is None:
+                raise InvalidRequest(f"no price for {symbol} yet (no mark in the ledger)", field=where)
+            securities.append(Security(instrument=instrument, price=price))
+        flags = {
+            "drift_abs": req.drift_abs,
+            "drift_rel": req.drift_rel,
+            "min_trade_notional": req.min_trade_notional,
+            "cash_buffer": req.cash_buffer,
+            "max_turnover": req.max_turnover,
+            "fee_per_order": None,
+            "fee_rate": None,
+            "fee_precision": None,
+            "fractional_step": None,
+        }
+        for name, value in flags.items():
+            if value is not None and (not value.is_finite() or abs(value) >= MAX_MAGNITUDE):
+                raise InvalidRequest(f"{value} is not a finite number below 1e15", field=f"body.{name}")
+        try:
+            options = options_from(self.settings.rebalance, **flags)
+            if req.buy_only:
+                options = msgspec.structs.replace(options, allow_sells=False)
+            return build_problem(
+                cash=account.cash, holdings=holdings, securities=securities, targets=req.targets, options=options
+            )
+        except (RebalanceInputError, ValueError) as exc:
+            raise InvalidRequest(str(exc), field=_rebalance_field(exc)) from None
+
+    def _preview(self, plan: RebalancePlan, rebalance_id: str, account_id: str) -> RebalancePreview:
+        ids = {
+            (o.side, o.symbol): o.client_order_id
+            for o in plan.submit_orders(
+                strategy_id=self.settings.rebalance.strategy_id,
+                account_id=account_id,
+                prefix=REBALANCE_PREFIX,
+                key=rebalance_id,
+            )
+        }
+        return RebalancePreview(
+            rebalance_id=rebalance_id,
+            orders=[
+                PlannedOrder(
+                    client_order_id=ids[(t.side, t.symbol)],
+                    symbol=t.symbol,
+                    side=t.side,
+                    quantity=t.quantity,
+                    price=t.price,
+                    notional=t.notional,
+                    fee=t.fee,
+                )
+                for t in plan.trades
+            ],
+            positions=[
+                PlannedPosition(
+                    symbol=p.symbol,
+                    quantity_before=p.quantity_before,
+                    quantity_after=p.quantity_after,
+                    price=p.price,
+                    target_weight=p.target_weight,
+                    weight_before=p.weight_before,
+                    weight_after=p.weight_after,
+                    reason=p.reason.label,
+                )
+                for p in plan.positions
+            ],
+            cash_before=plan.cash_before,
+            cash_after=plan.cash_after,
+            value_before=plan.value_before,
+            value_after=plan.value_after,
+            traded_notional=plan.traded_notional,
+            turnover=plan.turnover,
+            fees=plan.fees,
+        )
+
+    def _rebalance_id(self, req: RebalanceRequest, *, required: bool) -> str | None:
+        rid = req.rebalance_id
+        if rid is None:
+            if required:
+                raise InvalidRequest("required to execute (it names the orders)", field="body.rebalance_id")
+            return None
+        if not _REBALANCE_ID.match(rid):
+            raise InvalidRequest("must be 1-24 characters of A-Z a-z 0-9 . _ -", field="body.rebalance_id")
+        return rid
+
+    async def preview(self, req: RebalanceRequest, account_id: str) -> RebalancePreview:
+        """Return the plan that brings the account's positions to the target weights at the latest marks."""
+        rid = self._rebalance_id(req, required=False)
+        problem = await self._problem(req, account_id)
+        plan = rebalance(problem)
+        return self._preview(plan, rid or problem.fingerprint(), account_id)
+
+    def _candidate_ids(self, rid: str, symbols: Sequence[str]) -> list[str]:
+        universe = sorted(set(symbols) | set(self.instruments.symbols))
+        return [f"{REBALANCE_PREFIX}-{rid}-{s}-{symbol}" for symbol in universe for s in ("S", "B")]
+
+    async def execute(self, req: RebalanceRequest, account_id: str) -> tuple[int, RebalanceExecution]:
+        """Execute the plan (sells, then buys) with client order ids ``rb-{rebalance_id}-{S|B}-{symbol}``.
+
+        An id that already has orders in the ledger is not executed again: its orders are reported
+        (``replayed``). Returns 200 when every order is final, 202 when some had no answer in time."""
+        rid = self._rebalance_id(req, required=True)
+        assert rid is not None
+        for symbol in req.targets:
+            if symbol not in self.instruments:
+                raise InvalidRequest(f"unknown symbol {symbol!r}", field=f"body.targets.{symbol}")
+            if len(f"{REBALANCE_PREFIX}-{rid}-S-{symbol}") > 64:
+                raise InvalidRequest(
+                    "rebalance_id + symbol make a client order id over 64 characters", field="body.rebalance_id"
+                )
+        candidates = self._candidate_ids(rid, list(req.targets))
+        existing: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(candidates))
+        if any(r.order.account_id != account_id for r in existing.values()):
+            raise Conflict(f"rebalance id {rid!r} is used by another account", field="body.rebalance_id")
+        if existing:
+            orders = sorted((r.order for r in existing.values()), key=lambda o: (o.created_ns, o.client_order_id))
+            return 200, RebalanceExecution(
+                rebalance_id=rid,
+                outcome="replayed",
+                plan=None,
+                orders=[OrderView.of(o) for o in orders],
+                replanned_buys=False,
+                failed=sum(1 for o in orders if o.status is not OrderStatus.FILLED),
+            )
+        problem = await self._problem(req, account_id)
+        plan = rebalance(problem)
+        preview = self._preview(plan, rid, account_id)
+        timeout = self.timeout_s
+
+        async def submit(cmd: SubmitOrder) -> Order:
+            cmd = msgspec.structs.replace(cmd, ts_ns=time.time_ns())
+            result = await self.client.submit(cmd, timeout=timeout, until="terminal")
+            return fold(Order.from_submit(cmd), result.events)
+
+        try:
+            done = await execute_plan(
+                plan,
+                submit,
+                strategy_id=self.settings.rebalance.strategy_id,
+                account_id=account_id,
+                prefix=REBALANCE_PREFIX,
+                key=rid,
+            )
+        except (OrderTimeout, ExecutionError):
+            known: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(candidates))
+            orders = sorted((r.order for r in known.values()), key=lambda o: (o.created_ns, o.client_order_id))
+            return 202, RebalanceExecution(
+                rebalance_id=rid,
+                outcome="pending",
+                plan=preview,
+                orders=[OrderView.of(o) for o in orders],
+                replanned_buys=False,
+                failed=sum(1 for o in orders if o.is_terminal and o.status is not OrderStatus.FILLED),
+            )
+        except BusUnavailable as exc:
+            raise Unavailable(f"the order bus is unavailable: {exc}") from None
+        return 200, RebalanceExecution(
+            rebalance_id=rid,
+            outcome="executed",
+            plan=preview,
+            orders=[OrderView.of(o) for o in done.orders],
+            replanned_buys=done.replanned_buys is not None,
+            failed=len(done.unfilled),
+        )
+
+
+def _rebalance_field(exc: Exception) -> str | None:
+    if isinstance(exc, RebalanceInputError):
+        if exc.symbol is not None:
+            return f"body.targets.{exc.symbol}"
+        return f"body.{exc.field}" if exc.field in RebalanceRequest.__struct_fields__ else "body.targets"
+    return None
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "Conflict",
+    "InvalidRequest",
+    "NotFound",
+    "TradingError",
+    "TradingService",
+    "Unavailable",
+]

@@ -1,0 +1,248 @@
+"""The trading service against a real engine with the simulated exchange, real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import msgspec
+import pytest
+
+from tests.integration.api.trading_fixtures import Trading, trading, wait_marks
+from tests.support.engine import tick, until_async
+from tradepulse.api.trading_models import OrderRequest, RebalanceRequest
+from tradepulse.api.trading_service import Conflict, InvalidRequest, NotFound, TradingService
+from tradepulse.domain import OrderStatus, OrderType, RejectReason, Side, TimeInForce
+from tradepulse.portfolio.ledger import verify
+
+__all__ = ["trading"]
+D = Decimal
+B = "acct-b"
+
+
+def req(coid: str, qty: str = "10", side: Side = Side.BUY, symbol: str = "AAA", **kw: object) -> OrderRequest:
+    return OrderRequest(client_order_id=coid, symbol=symbol, side=side, quantity=D(qty), **kw)  # type: ignore[arg-type]
+
+
+async def test_submit_is_idempotent_by_client_order_id_and_bound_to_its_account(trading: Trading) -> None:
+    svc = trading.service
+    status, first = await svc.submit(req("m-1"), "default")
+    assert status == 201
+    assert first.outcome == "created"
+    assert first.order.status is OrderStatus.FILLED
+    assert [f.quantity for f in first.fills] == [D(10)]
+    assert first.order.avg_fill_price == D("100.01")
+    status, again = await svc.submit(req("m-1", qty="99"), "default")
+    assert status == 200
+    assert again.outcome == "existing"
+    assert again.order.quantity == D(10)
+    assert again.order.status is OrderStatus.FILLED
+    with pytest.raises(Conflict) as conflict:
+        await svc.submit(req("m-1"), B)
+    assert conflict.value.field == "body.client_order_id"
+    await trading.harness.quiet()
+    assert trading.harness.venue is not None
+    assert trading.harness.venue.fills == 1
+    assert [f.fill_id for f in await trading.store.fills(client_order_ids=["m-1"])] == [f.fill_id for f in first.fills]
+    assert await verify(trading.store, "default") == []
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"symbol": "ZZZ"}, "body.symbol"),
+        ({"qty": "1.5"}, "body.quantity"),
+        ({"qty": "0"}, "body.quantity"),
+        ({"qty": "-3"}, "body.quantity"),
+        ({"qty": "NaN"}, "body.quantity"),
+        ({"qty": "Infinity"}, "body.quantity"),
+        ({"qty": "1e308"}, "body.quantity"),
+        ({"qty": "1.000000000000000000000000000000000000001"}, "body.quantity"),
+        ({"order_type": OrderType.LIMIT, "limit_price": D("100.005")}, "body.limit_price"),
+        ({"order_type": OrderType.LIMIT}, "body.limit_price"),
+        ({"limit_price": D("100.00")}, "body.limit_price"),
+        ({"time_in_force": TimeInForce.GTC}, "body.time_in_force"),
+        ({"coid": "bad id with spaces"}, "body.client_order_id"),
+    ],
+)
+async def test_invalid_orders_are_422_with_the_field_and_never_published(
+    trading: Trading, kw: dict[str, object], field: str
+) -> None:
+    args = {"coid": "bad-1", "qty": "10", **kw}
+    with pytest.raises(InvalidRequest) as err:
+        await trading.service.submit(req(**args), "default")  # type: ignore[arg-type]
+    assert err.value.field == field
+    assert err.value.status == 422
+    assert await trading.store.orders() == []
+    assert trading.harness.engine is not None
+
+
+async def test_a_risk_rejection_is_a_created_order_with_its_reason(trading: Trading) -> None:
+    status, answer = await trading.service.submit(req("big-1", qty="6000"), "default")
+    assert status == 201
+    assert answer.order.status is OrderStatus.REJECTED
+    assert answer.order.reject_reason is RejectReason.MAX_POSITION
+    assert answer.fills == []
+
+
+async def test_resting_orders_list_get_and_cancel_per_account(trading: Trading) -> None:
+    svc = trading.service
+    limit = {"order_type": OrderType.LIMIT, "limit_price": D("95.00"), "time_in_force": TimeInForce.GTC}
+    status, resting = await svc.submit(req("l-1", **limit), "default")
+    assert status == 201
+    assert resting.order.status is OrderStatus.ACCEPTED
+    await svc.submit(req("l-b", **limit), B)
+    await trading.harness.quiet()
+    assert (await svc.get("l-1", "default")).order.status is OrderStatus.ACCEPTED
+    with pytest.raises(NotFound):
+        await svc.get("l-1", B)
+    with pytest.raises(NotFound):
+        await svc.cancel("l-1", B)
+    page = await svc.list_orders("default", status=[OrderStatus.ACCEPTED])
+    assert [o.order_id for o in page.orders] == ["l-1"]
+    assert page.next is None
+    status, canceled = await svc.cancel("l-1", "default")
+    assert status == 200
+    assert canceled.order.status is OrderStatus.CANCELED
+    await trading.harness.quiet()
+    with pytest.raises(Conflict):
+        await svc.cancel("l-1", "default")
+    assert (await svc.get("l-b", B)).order.status is OrderStatus.ACCEPTED
+
+
+async def test_pagination_walks_every_order_once_and_filters(trading: Trading) -> None:
+    svc = trading.service
+    ids = []
+    for i in range(13):
+        side = Side.BUY if i % 3 else Side.SELL
+        symbol = "AAA" if i % 2 else "BBB"
+        await svc.submit(req(f"p-{i:02d}", qty="1", side=side, symbol=symbol), "default")
+        ids.append(f"p-{i:02d}")
+    await svc.submit(req("p-b", qty="1"), B)
+    await trading.harness.quiet()
+    for order in ("asc", "desc"):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await svc.list_orders("default", limit=4, cursor=cursor, order=order)  # type: ignore[arg-type]
+            seen.extend(o.order_id for o in page.orders)
+            if page.next is None:
+                break
+            cursor = page.next
+        assert sorted(seen) == ids
+        assert len(seen) == len(set(seen))
+    sells = await svc.list_orders("default", side=Side.SELL, symbol="BBB")
+    assert sorted(o.order_id for o in sells.orders) == ["p-00", "p-06", "p-12"]
+    fills: list[str] = []
+    cursor = None
+    while True:
+        fpage = await svc.list_fills("default", limit=5, cursor=cursor)
+        fills.extend(f.order_id for f in fpage.fills)
+        if fpage.next is None:
+            break
+        cursor = fpage.next
+    assert sorted(fills) == ids
+    assert [f.order_id for f in (await svc.list_fills(B)).fills] == ["p-b"]
+    assert [f.order_id for f in await svc.order_fills("p-03", "default")] == ["p-03"]
+    with pytest.raises(InvalidRequest) as bad:
+        await svc.list_orders("default", cursor="not-a-cursor")
+    assert bad.value.field == "query.cursor"
+    with pytest.raises(InvalidRequest):
+        await svc.list_orders("default", limit=501)
+
+
+async def test_positions_and_account_are_exact_at_the_marks(trading: Trading) -> None:
+    svc = trading.service
+    await svc.submit(req("a-1", qty="10"), "default")
+    await svc.submit(req("a-2", qty="4", side=Side.SELL), "default")
+    await trading.harness.quiet()
+    await wait_marks(trading.store)
+    marks = await trading.store.marks()
+    (aaa,) = [p for p in await svc.positions("default") if p.symbol == "AAA"]
+    assert aaa.quantity == D(6)
+    assert aaa.mark == marks["AAA"]
+    assert aaa.market_value == D(6) * marks["AAA"]
+    assert aaa.unrealized_pnl == aaa.market_value - aaa.cost_basis
+    assert (await svc.position("AAA", "default")) == aaa
+    flat = await svc.position("BBB", "default")
+    assert flat.quantity == 0
+    with pytest.raises(NotFound):
+        await svc.position("ZZZ", "default")
+    account = await svc.account("default")
+    fills = await trading.store.fills(account_id="default")
+    cash = D(1_000_000) - sum((f.price * f.quantity * (1 if f.side is Side.BUY else -1) + f.fee for f in fills), D(0))
+    assert account.cash == cash
+    assert account.fees == sum((f.fee for f in fills), D(0))
+    assert account.positions_value == aaa.market_value
+    assert account.equity == account.cash + aaa.market_value
+    assert account.positions == 1
+    assert msgspec.json.decode(msgspec.json.encode(account))["cash"] == str(cash)
+    assert (await svc.account(B)).cash == D(1_000_000)
+
+
+async def test_rebalance_preview_execute_and_replay_never_double_trades(trading: Trading) -> None:
+    svc = trading.service
+    await svc.submit(req("r-seed", qty="100"), "default")  # 100 AAA ~ 10,000
+    await trading.harness.quiet()
+    await wait_marks(trading.store)
+    targets = {"AAA": D("0.005"), "BBB": D("0.01")}
+    preview = await svc.preview(RebalanceRequest(targets=targets, rebalance_id="rb1"), "default")
+    sides = {(o.side, o.symbol) for o in preview.orders}
+    assert sides == {(Side.SELL, "AAA"), (Side.BUY, "BBB")}
+    assert {o.client_order_id for o in preview.orders} == {"rb-rb1-S-AAA", "rb-rb1-B-BBB"}
+    status, done = await svc.execute(RebalanceRequest(targets=targets, rebalance_id="rb1"), "default")
+    assert status == 200
+    assert done.outcome == "executed"
+    assert done.failed == 0
+    assert {o.order_id for o in done.orders} == {"rb-rb1-S-AAA", "rb-rb1-B-BBB"}
+    assert all(o.status is OrderStatus.FILLED for o in done.orders)
+    await trading.harness.quiet()
+    positions = {p.symbol: p.quantity for p in await svc.positions("default")}
+    planned = {p.symbol: p.quantity_after for p in preview.positions}
+    assert positions == planned
+    venue = trading.harness.venue
+    assert venue is not None
+    fills_before = venue.fills
+    status, replay = await svc.execute(RebalanceRequest(targets={"AAA": D("0.9")}, rebalance_id="rb1"), "default")
+    assert status == 200
+    assert replay.outcome == "replayed"
+    assert {o.order_id for o in replay.orders} == {"rb-rb1-S-AAA", "rb-rb1-B-BBB"}
+    await trading.harness.quiet()
+    assert venue.fills == fills_before
+    assert {p.symbol: p.quantity for p in await svc.positions("default")} == planned
+    with pytest.raises(Conflict):
+        await svc.execute(RebalanceRequest(targets=targets, rebalance_id="rb1"), B)
+    with pytest.raises(InvalidRequest) as missing:
+        await svc.execute(RebalanceRequest(targets=targets), "default")
+    assert missing.value.field == "body.rebalance_id"
+    with pytest.raises(InvalidRequest) as unknown:
+        await svc.preview(RebalanceRequest(targets={"ZZZ": D("0.1")}), "default")
+    assert unknown.value.field == "body.targets.ZZZ"
+    with pytest.raises(InvalidRequest) as over:
+        await svc.preview(RebalanceRequest(targets={"AAA": D("0.7"), "BBB": D("0.7")}), "default")
+    assert over.value.field is not None
+    assert await verify(trading.store, "default") == []
+
+
+async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Trading) -> None:
+    await trading.harness.crash()
+    svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=0.3)
+    status, pending = await svc.submit(req("late-1"), "default")
+    assert status == 202
+    assert pending.outcome == "pending"
+    assert pending.order.status is OrderStatus.NEW
+    await trading.harness.start()
+    await trading.harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+
+    async def final() -> bool:
+        rec = (await trading.store.get_orders(["late-1"])).get("late-1")
+        return rec is not None and rec.order.is_terminal
+
+    await until_async(final, 20, "the pending order ended after the engine restarted")
+    status, existing = await svc.submit(req("late-1"), "default")
+    assert status == 200
+    assert existing.outcome == "existing"
+    stored = (await trading.store.get_orders(["late-1"]))["late-1"].order
+    # the restarted engine handled it once (filled, or rejected if it came before the first tick)
+    assert existing.order.status is stored.status
+    assert existing.order.status in (OrderStatus.FILLED, OrderStatus.REJECTED)
+    assert len(await trading.store.fills(client_order_ids=["late-1"])) == (stored.status is OrderStatus.FILLED)
