@@ -466,8 +466,10 @@ async def find_max(
     rate = start
     while rate <= limit:
         cpu0 = sum(cpu_seconds(p.pid) for p in engines.processes) if engines is not None else 0.0
+        gen0 = gens.cpu_seconds()
         run = await gens.run(rate, seconds, f"{tag}-{int(rate)}")
         cpu_us = (sum(cpu_seconds(p.pid) for p in engines.processes) - cpu0) * 1e6 / run.sent if engines else 0.0
+        gen_us = (gens.cpu_seconds() - gen0) * 1e6 / run.sent
         p99 = run.latency.percentile_ms(99)
         ok = p99 < 10.0 and run.achieved >= 0.95 * rate and run.timeouts == 0
         steps.append(
@@ -478,13 +480,14 @@ async def find_max(
                 "p99_ms": p99,
                 "timeouts": run.timeouts,
                 "engine_cpu_us_per_order": cpu_us,
+                "generator_cpu_us_per_order": gen_us,
                 "held": float(ok),
             }
         )
         console.print(
             f"  {tag}: {rate:>8,.0f}/s target, {run.achieved:>8,.0f}/s sent, "
             f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts}, "
-            f"engine CPU {cpu_us:.0f} us/order -> {'held' if ok else 'NOT held'}"
+            f"CPU per order: engines {cpu_us:.0f} us, generators {gen_us:.0f} us -> {'held' if ok else 'NOT held'}"
         )
         if not ok:
             break
