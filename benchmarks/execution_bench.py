@@ -6,9 +6,11 @@ exchange and the PostgreSQL ledger.
 1. Latency: orders are sent open-loop at a fixed rate (``--rate`` per second for ``--seconds``), each market order
    awaited until its terminal report; latency is measured from each order's *intended* send time into an HDR
    histogram, and broken down per stage from the stamps every message carries (the seed's diagram).
+   The load comes from ``--latency-generators`` processes (default 1: the benchmark process itself).
 2. Throughput: the rate is stepped up (``--step-seconds`` per step) until p99 reaches 10 ms, the achieved rate
    falls behind, or orders time out; the highest rate that held is the maximum sustained orders/s. Once with one
-   engine process, once with three sharing the partitions.
+   engine process, once with three sharing the partitions. The load comes from ``--generators`` processes, each
+   pacing its share of the rate from one shared start, so the client side is not what limits the figure.
 
 It starts its own redis-server (AOF, ``appendfsync everysec`` unless ``--redis-fsync``) on a free port and its own
 database on the PostgreSQL at TRADEPULSE_DATABASE_URL, and drops both at the end.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -148,6 +151,20 @@ def profile_engines(engines: Engines, seconds: float) -> list[subprocess.Popen[b
     ]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def start_engines(n: int, redis_url: str, db_url: str, workdir: Path, run: str, in_flight: int) -> Engines:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPULSE_")}
     env.update(
@@ -202,7 +219,9 @@ async def tick_feed(bus: RedisTransport, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 0.05)
 
 
-async def paced_by_thread(rate: float, count: int, send: Callable[[int, int], Awaitable[None]]) -> float:
+async def paced_by_thread(
+    rate: float, count: int, send: Callable[[int, int], Awaitable[None]], start_ns: int = 0
+) -> float:
     """Open-loop pacing like :func:`benchmarks.common.paced` with ``precise``, but the precise sleeps happen in a
     thread, so the event loop stays free to read reports while orders go out on time: the thread wakes the loop
     (``call_soon_threadsafe``) with every order that is due, and each is measured from its intended time."""
@@ -218,6 +237,8 @@ async def paced_by_thread(rate: float, count: int, send: Callable[[int, int], Aw
             task.add_done_callback(tasks.discard)
 
     def pacer() -> None:
+        if start_ns:  # a shared start (several generator processes): sleep until it, on the wall clock
+            time.sleep(max(0.0, (start_ns - time.time_ns()) / 1e9))
         start_wall, start_mono = time.time_ns(), time.monotonic_ns()
         i = 0
         while i < count:
@@ -253,7 +274,9 @@ class Run:
     filled: int
 
 
-async def run_load(client: OrderClient, rate: float, seconds: float, tag: str, timeout: float = 5.0) -> Run:
+async def run_load(
+    client: OrderClient, rate: float, seconds: float, tag: str, timeout: float = 5.0, start_ns: int = 0
+) -> Run:
     count = max(1, int(rate * seconds))
     latency = LatencyHistogram()
     stages = StageLatency(export=False)
@@ -287,8 +310,119 @@ async def run_load(client: OrderClient, rate: float, seconds: float, tag: str, t
         if last is not None:
             stages.record({"intended": intended_ns, "send": last.stamps.get("submit", intended_ns), **last.stamps})
 
-    achieved = await paced_by_thread(rate, count, send)
+    achieved = await paced_by_thread(rate, count, send, start_ns)
     return Run(rate, achieved, latency, stages, count, timeouts, filled)
+
+
+class Generators:
+    """Load from ``n`` generator processes (``n`` = 1: this process), so the client side is not the bottleneck.
+
+    Each process runs its own :class:`OrderClient` and paces ``rate / n`` orders/s, all starting at one shared
+    wall-clock instant and each offset by ``k / rate``, so together they keep the fixed arrival rate; each
+    measures from its orders' intended send times, and the histograms are merged (HDR, lossless).
+    """
+
+    def __init__(self, n: int, redis_url: str) -> None:
+        self.n = n
+        self.redis_url = redis_url
+        self.client: OrderClient | None = None
+        self.bus: RedisTransport | None = None
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        if self.n == 1:
+            self.bus = RedisTransport.from_config(RedisConfig(url=self.redis_url), BusConfig(block_ms=100))
+            self.client = OrderClient(self.bus, partitions=PARTITIONS, block_ms=100, record=False)
+            await self.client.start()
+            return
+        for _ in range(self.n):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "benchmarks.execution_bench",
+                "--worker",
+                self.redis_url,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            self.procs.append(proc)
+        for proc in self.procs:
+            assert proc.stdout is not None
+            if not (await proc.stdout.readline()).startswith(b"READY"):
+                raise SystemExit("a load generator process did not start")
+
+    async def run(self, rate: float, seconds: float, tag: str) -> Run:
+        if self.client is not None:
+            return await run_load(self.client, rate, seconds, tag)
+        start_ns = time.time_ns() + 300_000_000
+        for k, proc in enumerate(self.procs):
+            assert proc.stdin is not None
+            command = {"rate": rate / self.n, "seconds": seconds, "tag": f"{tag}-g{k}", "start_ns": start_ns}
+            command["start_ns"] += int(k * 1e9 / rate)
+            proc.stdin.write(json.dumps(command).encode() + b"\n")
+            await proc.stdin.drain()
+        results = []
+        for proc in self.procs:
+            assert proc.stdout is not None
+            results.append(json.loads(await proc.stdout.readline()))
+        latency, stages = LatencyHistogram(), StageLatency(export=False)
+        for r in results:
+            latency.merge(LatencyHistogram.decode(r["latency"]))
+            stages.total.merge(LatencyHistogram.decode(r["total"]))
+            for name, enc in r["stages"].items():
+                stages.stages.setdefault(name, LatencyHistogram()).merge(LatencyHistogram.decode(enc))
+        return Run(
+            rate,
+            sum(r["achieved"] for r in results),
+            latency,
+            stages,
+            sum(r["sent"] for r in results),
+            sum(r["timeouts"] for r in results),
+            sum(r["filled"] for r in results),
+        )
+
+    def cpu_seconds(self) -> float:
+        if not self.procs:
+            return self_cpu_seconds()
+        return self_cpu_seconds() + sum(cpu_seconds(p.pid) for p in self.procs)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        if self.bus is not None:
+            await self.bus.close()
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc in self.procs:
+            await proc.wait()
+
+
+async def worker(redis_url: str) -> int:
+    """A generator process: run each load command read from stdin, answer with its results on stdout."""
+    bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
+    client = OrderClient(bus, partitions=PARTITIONS, block_ms=100, record=False)
+    await client.start()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("READY", flush=True)
+    while line := await reader.readline():
+        command = json.loads(line)
+        run = await run_load(client, command["rate"], command["seconds"], command["tag"], start_ns=command["start_ns"])
+        answer = {
+            "latency": run.latency.encode(),
+            "total": run.stages.total.encode(),
+            "stages": {name: h.encode() for name, h in run.stages.stages.items()},
+            "achieved": run.achieved,
+            "sent": run.sent,
+            "timeouts": run.timeouts,
+            "filled": run.filled,
+        }
+        print(json.dumps(answer), flush=True)
+    await client.close()
+    await bus.close()
+    return 0
 
 
 def stage_table(stages: StageLatency) -> dict[str, dict[str, float]]:
@@ -324,14 +458,18 @@ def print_diagram(table: dict[str, dict[str, float]]) -> None:
 
 
 async def find_max(
-    client: OrderClient, start: float, limit: float, seconds: float, tag: str
+    gens: Generators, start: float, limit: float, seconds: float, tag: str, engines: Engines | None = None
 ) -> tuple[float, list[dict[str, float]]]:
     """Step the rate up; return the highest that held p99 < 10 ms with the achieved rate within 5 %."""
     best = 0.0
     steps: list[dict[str, float]] = []
     rate = start
     while rate <= limit:
-        run = await run_load(client, rate, seconds, f"{tag}-{int(rate)}")
+        cpu0 = sum(cpu_seconds(p.pid) for p in engines.processes) if engines is not None else 0.0
+        gen0 = gens.cpu_seconds()
+        run = await gens.run(rate, seconds, f"{tag}-{int(rate)}")
+        cpu_us = (sum(cpu_seconds(p.pid) for p in engines.processes) - cpu0) * 1e6 / run.sent if engines else 0.0
+        gen_us = (gens.cpu_seconds() - gen0) * 1e6 / run.sent
         p99 = run.latency.percentile_ms(99)
         ok = p99 < 10.0 and run.achieved >= 0.95 * rate and run.timeouts == 0
         steps.append(
@@ -341,13 +479,15 @@ async def find_max(
                 "p50_ms": run.latency.percentile_ms(50),
                 "p99_ms": p99,
                 "timeouts": run.timeouts,
+                "engine_cpu_us_per_order": cpu_us,
+                "generator_cpu_us_per_order": gen_us,
                 "held": float(ok),
             }
         )
         console.print(
             f"  {tag}: {rate:>8,.0f}/s target, {run.achieved:>8,.0f}/s sent, "
-            f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts} "
-            f"-> {'held' if ok else 'NOT held'}"
+            f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts}, "
+            f"CPU per order: engines {cpu_us:.0f} us, generators {gen_us:.0f} us -> {'held' if ok else 'NOT held'}"
         )
         if not ok:
             break
@@ -369,13 +509,22 @@ async def main(args: argparse.Namespace) -> int:
             feed = asyncio.ensure_future(tick_feed(bus, stop))
             engines = start_engines(1, redis_url, db_url, workdir, "one", args.in_flight)
             await asyncio.sleep(1.0)
-            client = OrderClient(bus, partitions=PARTITIONS, block_ms=100, record=False)
-            await client.start()
+            gens = Generators(args.latency_generators, redis_url)
+            await gens.start()
             try:
-                await run_load(client, min(args.rate, 1000), 2, "warmup")
+                await gens.run(min(args.rate, 1000), 2, "warmup")
                 console.print(f"[bold]latency: {args.rate:,.0f} orders/s for {args.seconds:g} s, one engine[/bold]")
                 spies = profile_engines(engines, args.seconds) if args.profile else []
-                run = await run_load(client, args.rate, args.seconds, "latency")
+                cpu0 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
+                run = await gens.run(args.rate, args.seconds, "latency")
+                cpu1 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
+                engine_us = sum(cpu1[0]) - sum(cpu0[0])
+                engine_us = engine_us * 1e6 / run.sent
+                generator_us = (cpu1[1] - cpu0[1]) * 1e6 / run.sent
+                console.print(
+                    f"CPU per order: engine {engine_us:.0f} us, load generator {generator_us:.0f} us"
+                    + (" (engine figure includes py-spy sampling overhead)" if args.profile else "")
+                )
                 for spy in spies:
                     spy.wait(30)
                 lat = run.latency.percentiles_ms((50, 95, 99, 99.9))
@@ -387,6 +536,7 @@ async def main(args: argparse.Namespace) -> int:
                 )
                 metrics["order_roundtrip_p99_ms"] = Metric(lat["p99"], "ms", label="order round trip p99")
                 metrics["order_roundtrip_p999_ms"] = Metric(lat["p99.9"], "ms", 10.0, label="order round trip p99.9")
+                metrics["engine_cpu_us_per_order"] = Metric(engine_us, "us", label="engine CPU per order")
                 details["latency"] = {
                     "achieved_rate": run.achieved,
                     "sent": run.sent,
@@ -394,10 +544,18 @@ async def main(args: argparse.Namespace) -> int:
                     "timeouts": run.timeouts,
                     "stages_ms": table,
                     "max_ms": run.latency.max_ms(),
+                    "engine_cpu_us_per_order": engine_us,
+                    "generator_cpu_us_per_order": generator_us,
                 }
                 if not args.skip_throughput:
                     console.print("[bold]throughput: one engine process[/bold]")
-                    best1, steps1 = await find_max(client, args.start_rate, args.max_rate, args.step_seconds, "one")
+                    if gens.n != args.generators:
+                        await gens.close()
+                        gens = Generators(args.generators, redis_url)
+                        await gens.start()
+                    best1, steps1 = await find_max(
+                        gens, args.start_rate, args.max_rate, args.step_seconds, "one", engines
+                    )
                     metrics["max_orders_per_s"] = Metric(
                         best1,
                         "orders/s",
@@ -407,18 +565,20 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     details["throughput_1_engine"] = steps1
             finally:
-                await client.close()
+                await gens.close()
                 codes = await asyncio.to_thread(engines.stop)
                 details["engine_exit_codes_1"] = codes
             if not args.skip_throughput:
                 engines = start_engines(3, redis_url, db_url, workdir, "three", args.in_flight)
                 await asyncio.sleep(1.0)
-                client = OrderClient(bus, partitions=PARTITIONS, block_ms=100, record=False)
-                await client.start()
+                gens = Generators(args.generators, redis_url)
+                await gens.start()
                 try:
                     console.print("[bold]throughput: three engine processes[/bold]")
-                    await run_load(client, 1000, 2, "warmup3")
-                    best3, steps3 = await find_max(client, args.start_rate, args.max_rate, args.step_seconds, "three")
+                    await gens.run(1000, 2, "warmup3")
+                    best3, steps3 = await find_max(
+                        gens, args.start_rate, args.max_rate, args.step_seconds, "three", engines
+                    )
                     metrics["max_orders_per_s_3_engines"] = Metric(
                         best3,
                         "orders/s",
@@ -428,7 +588,7 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     details["throughput_3_engines"] = steps3
                 finally:
-                    await client.close()
+                    await gens.close()
                     details["engine_exit_codes_3"] = await asyncio.to_thread(engines.stop)
             stop.set()
             await feed
@@ -440,6 +600,8 @@ async def main(args: argparse.Namespace) -> int:
         "step_seconds": args.step_seconds,
         "redis_fsync": args.redis_fsync,
         "partitions": PARTITIONS,
+        "generators": args.generators,
+        "latency_generators": args.latency_generators,
         "symbols": len(SYMBOLS),
     }
     path = write_results("execution", params, metrics, details)
@@ -459,6 +621,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     p.add_argument("--profile", action="store_true", help="py-spy the engine during the latency run (profile-*.txt)")
     p.add_argument("--in-flight", type=int, default=8, help="batches an engine admits concurrently")
+    p.add_argument(
+        "--generators",
+        type=int,
+        default=max(1, min(4, (os.cpu_count() or 2) // 4)),
+        help="load generator processes for the throughput steps (default: a quarter of the CPUs, 1 to 4)",
+    )
+    p.add_argument("--latency-generators", type=int, default=1, help="load generator processes for the latency run")
+    p.add_argument("--worker", metavar="REDIS_URL", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -467,4 +637,7 @@ if __name__ == "__main__":
 
     # the pacing thread must get the GIL within microseconds of its due time, not after the default 5 ms
     sys.setswitchinterval(0.0002)
-    sys.exit(uvloop.run(main(parse())))
+    arguments = parse()
+    if arguments.worker:
+        sys.exit(uvloop.run(worker(arguments.worker)))
+    sys.exit(uvloop.run(main(arguments)))

@@ -288,6 +288,9 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     report_batch: PositiveInt = 256
     #: orders recently closed kept in memory to answer duplicates without a ledger read
     recent_orders: PositiveInt = 200_000
+    #: ``tradepulse engine`` freezes what survived garbage collection this often, so collections stay short
+    #: (see :mod:`tradepulse.execution.gcpolicy`; 0 = off)
+    gc_freeze_ms: Annotated[float, msgspec.Meta(ge=0)] = 250.0
     #: a built-in random order flow for ``tradepulse run`` (orders per second; 0 = off)
     demo_orders_per_s: NonNegativeDecimal = Decimal(0)
 

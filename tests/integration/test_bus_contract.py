@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 import pytest
+import redis.asyncio
 
 from tests.integration.bus_fixtures import FAST
 from tradepulse.bus import Consumer, Delivery, GroupMissing, Transport, dead_letter_stream, each
@@ -61,6 +62,35 @@ async def test_ack_removes_from_pending_and_unacked_stay(transport: Transport, s
     await transport.ack(stream, G, [d.entry_id for d in got[:4]])
     assert await transport.pending_count(stream, G) == 6
     assert await transport.read(G, "c", [stream], count=10, block_ms=10) == []
+
+
+async def test_ack_many_acks_several_streams_at_once(transport: Transport, stream: str, redis_url: str) -> None:
+    other, third = f"{stream}:b", f"{stream}:c"
+    try:
+        await _ack_many(transport, stream, other, third)
+    finally:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        await client.delete(other, third)
+        await client.aclose()
+
+
+async def _ack_many(transport: Transport, stream: str, other: str, third: str) -> None:
+    for s in (stream, other, third):
+        await transport.ensure_group(s, G)
+        await transport.publish_many(s, [tick(i) for i in range(5)])
+    got = await transport.read(G, "c", [stream, other, third], count=100, block_ms=100)
+    assert len(got) == 15
+    by_stream: dict[str, list[str]] = {}
+    for d in got:
+        by_stream.setdefault(d.stream, []).append(d.entry_id)
+    # all of the first two streams, two of the third, and an empty list that must be harmless
+    await transport.ack_many(G, {stream: by_stream[stream], other: by_stream[other], third: by_stream[third][:2]})
+    await transport.ack_many(G, {stream: []})
+    assert await transport.pending_count(stream, G) == 0
+    assert await transport.pending_count(other, G) == 0
+    assert await transport.pending_count(third, G) == 3
+    await transport.ack_many(G, {third: by_stream[third][2:]})
+    assert await transport.pending_count(third, G) == 0
 
 
 async def test_redelivery_to_the_same_member_after_it_died(transport: Transport, stream: str) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engine import EngineHarness, client_for, order, settings_for, tick, until
+from tests.support.engine import EngineHarness, client_for, order, settings_for, tick, until, until_async
 from tradepulse.bus import MemoryTransport
+from tradepulse.bus.streams import engine_stream
+from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Order, OrderStatus, RejectReason, Side, TimeInForce, TradingState
 from tradepulse.portfolio.ledger import verify
 
@@ -161,3 +163,62 @@ async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: 
     await client.close()
     await h.stop()
     await bus.close()
+
+
+async def test_engines_sharing_an_account_take_turns_under_the_ledger_lock(
+    tmp_path: Path, pg_database: str, pg_schema: str
+) -> None:
+    """Two engines admit for one account at once: the second finds the account moved under it, admits under the
+    ledger's lock from then on, and together they still cannot breach the position limit."""
+    bus = MemoryTransport()
+    database = DatabaseConfig(backend="postgres", url=pg_database, schema=pg_schema, pool_min=1, pool_max=4)
+    harnesses = [
+        EngineHarness(
+            settings_for(
+                tmp_path / name,
+                name=name,
+                database=database,
+                risk={"max_position": D(1000)},
+                execution={"max_batch": 4},
+            ),
+            bus,
+        )
+        for name in ("engine-1", "engine-2")
+    ]
+    for h in harnesses:
+        await h.start()
+        await h.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+    first, second = harnesses
+    assert first.engine is not None
+    assert second.engine is not None
+    assert first.store is not None
+    # engine-1 admits first, so engine-2's view of the account is one admission behind: it must conflict once
+    await bus.publish(engine_stream("engine-1"), order("AAA", Side.BUY, 1, coid="warm"))
+    await until_async(lambda: _terminal(first, ["warm"]), what="the first order closed")
+    sells = [order("BBB", Side.SELL, 11, limit="49.00", coid=f"s{i}") for i in range(100)]
+    for i in range(0, 100, 4):  # interleaved small batches: both engines admit for the account at once
+        await bus.publish_many(engine_stream("engine-2"), sells[i : i + 2])
+        await bus.publish_many(engine_stream("engine-1"), sells[i + 2 : i + 4])
+    ids = [s.client_order_id for s in sells]
+    await until_async(lambda: _terminal(first, ids), timeout=30, what="every order closed")
+    for h in harnesses:
+        await h.quiet()
+    records = await first.store.get_orders(ids)
+    statuses = [r.order.status for r in records.values()]
+    assert statuses.count(OrderStatus.FILLED) == 90
+    assert statuses.count(OrderStatus.REJECTED) == 10
+    assert second.engine.state.counters.locked_admissions >= 1
+    assert first.engine.state.counters.admitted + second.engine.state.counters.admitted == 91  # once each
+    assert sum(h.venue.fills for h in harnesses if h.venue is not None) == 91
+    positions = {p.position.symbol: p.position.quantity for p in await first.store.positions("default")}
+    assert positions == {"AAA": D(1), "BBB": D(-990)}
+    assert await verify(first.store, "default") == []
+    for h in harnesses:
+        await h.stop()
+    await bus.close()
+
+
+async def _terminal(h: EngineHarness, ids: list[str]) -> bool:
+    assert h.store is not None
+    records = await h.store.get_orders(ids)
+    return len(records) == len(ids) and all(r.order.is_terminal for r in records.values())

@@ -120,6 +120,65 @@ async def test_concurrent_admissions_with_the_same_sequence_admit_exactly_one(
     assert sorted(r.ok for r in results) == [False, False, True]
 
 
+async def test_an_admission_under_the_lock_reads_fresh_state_and_commits(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D("100000.25"), "USD")
+    await store.admit([record("o1", qty="7")], {"default": SEQ[0]}, {"default": TOKENS[0]})
+    async with store.admission_lock(["default", "missing"]) as tx:
+        snap = tx.snapshots["default"]
+        assert set(tx.snapshots) == {"default"}
+        assert (snap.seq, snap.token) == SEQ[1]
+        assert snap.account.cash == D("100000.25")
+        assert snap.reserved["AAA"].buy_qty == D(7)
+        assert snap.reserved["AAA"].buy_notional == D(7) * D("100.05")
+        result = await tx.admit([record("o2", Side.SELL, "2.5")], {"default": SEQ[1]}, {"default": TOKENS[1]})
+        assert result.ok
+        assert result.inserted == {"o2"}
+    after = (await store.snapshot(["default"]))["default"]
+    assert (after.seq, after.token) == SEQ[2]
+    assert after.reserved["AAA"].sell_qty == D("2.5")
+    assert after == (await store.snapshot(["default"]))["default"]  # the one-statement snapshot is stable
+
+
+async def test_a_failure_under_the_admission_lock_writes_nothing(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D(100_000), "USD")
+
+    async def admit_then_fail() -> None:
+        async with store.admission_lock(["default"]) as tx:
+            await tx.admit([record("o1")], {"default": SEQ[0]}, {"default": TOKENS[0]})
+            raise RuntimeError("decided otherwise")
+
+    with pytest.raises(RuntimeError, match="decided otherwise"):
+        await admit_then_fail()
+    if store.backend == "postgres":  # SQLite commits each admit: its lock is the sequence check alone
+        assert await store.get_orders(["o1"]) == {}
+        assert (await store.snapshot(["default"]))["default"].seq == 0
+
+
+async def test_the_admission_lock_makes_other_engines_wait_and_then_follow(
+    store_factory: Callable[[], LedgerStore],
+) -> None:
+    first, second = store_factory(), store_factory()
+    await first.open()
+    await second.open()
+    await first.ensure_accounts(["default"], D(100_000), "USD")
+    async with first.admission_lock(["default"]) as tx:
+        if first.backend == "postgres":
+            # another engine's optimistic admission, following the same state, waits for the lock, then fails
+            racing = asyncio.ensure_future(
+                second.admit([record("other")], {"default": SEQ[0]}, {"default": "other-token"})
+            )
+            await asyncio.sleep(0.2)
+            assert not racing.done()
+        assert (await tx.admit([record("mine")], {"default": SEQ[0]}, {"default": TOKENS[0]})).ok
+    if first.backend == "postgres":
+        assert not (await racing).ok
+    # the other engine then takes the lock itself and sees the admission it waited for
+    async with second.admission_lock(["default"]) as tx2:
+        assert (tx2.snapshots["default"].seq, tx2.snapshots["default"].token) == SEQ[1]
+        assert (await tx2.admit([record("other")], {"default": SEQ[1]}, {"default": TOKENS[1]})).ok
+    assert set(await first.get_orders(["mine", "other"])) == {"mine", "other"}
+
+
 async def test_booking_moves_positions_and_cash_exactly_and_each_fill_once(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D(10_000), "USD")
     await store.admit(

@@ -240,14 +240,20 @@ class Consumer:
             await self._handle(batch)
 
     async def _claim(self) -> None:
-        for stream in self.streams:
-            batch = await self.transport.claim_stale(
-                self.group,
-                self.name,
-                stream,
-                min_idle_ms=self.config.claim_idle_ms,
-                count=self.config.read_count,
+        # every stream at once (concurrent round trips, not one after the other): the read loop waits for this
+        batches = await asyncio.gather(
+            *(
+                self.transport.claim_stale(
+                    self.group,
+                    self.name,
+                    stream,
+                    min_idle_ms=self.config.claim_idle_ms,
+                    count=self.config.read_count,
+                )
+                for stream in self.streams
             )
+        )
+        for batch in batches:
             if batch:
                 await self._handle(batch)
 
@@ -275,9 +281,9 @@ class Consumer:
             self.counters.failed += 1
             if delivery.deliveries >= self.config.max_deliveries:
                 await self._dead_letter(delivery, f"{type(error).__name__}: {error}")
-        for stream, ids in acks.items():
-            await self.transport.ack(stream, self.group, ids)
-            self.counters.handled += len(ids)
+        if acks:  # one round trip for every stream of the batch
+            await self.transport.ack_many(self.group, acks)
+            self.counters.handled += sum(len(ids) for ids in acks.values())
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:
         log.error(

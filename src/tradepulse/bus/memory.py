@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tradepulse.bus.codec import DEFAULT_CODEC, Codec, DecodeError
@@ -270,6 +270,10 @@ class MemoryTransport:
             if g.pending.pop(_seq(entry_id), None) is not None:
                 acked += 1
         self.stats.add(stream, "acked", acked)
+
+    async def ack_many(self, group: str, entries: Mapping[str, Sequence[str]]) -> None:
+        for stream, entry_ids in entries.items():
+            await self.ack(stream, group, entry_ids)
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, error: str) -> None:
         self._check_open()

@@ -18,7 +18,7 @@ Exceptions raised by transports:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -130,6 +130,10 @@ class Transport(Protocol):
 
     async def ack(self, stream: str, group: str, entry_ids: Sequence[str]) -> None:
         """Acknowledge handled entries, removing them from the group's pending list."""
+        ...
+
+    async def ack_many(self, group: str, entries: Mapping[str, Sequence[str]]) -> None:
+        """Acknowledge handled entries of several streams (stream -> entry ids) in one round trip."""
         ...
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, error: str) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -326,6 +326,23 @@ class RedisTransport:
             return
         acked = await self._call(lambda: self._r.xack(stream, group, *entry_ids))
         self.stats.add(stream, "acked", int(acked))
+
+    async def ack_many(self, group: str, entries: Mapping[str, Sequence[str]]) -> None:
+        streams = [(stream, ids) for stream, ids in entries.items() if ids]
+        if len(streams) <= 1:
+            for stream, ids in streams:
+                await self.ack(stream, group, ids)
+            return
+
+        async def pipelined() -> list[Any]:
+            pipe = self._r.pipeline(transaction=False)
+            for stream, ids in streams:
+                pipe.xack(stream, group, *ids)
+            return await pipe.execute()  # type: ignore[no-any-return]
+
+        counts = await self._call(pipelined)
+        for (stream, _), acked in zip(streams, counts, strict=True):
+            self.stats.add(stream, "acked", int(acked))
 
     async def dead_letter(self, group: str, consumer: str, delivery: Delivery, error: str) -> None:
         payload = delivery.payload

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from tradepulse.observability.metrics import BUS_MESSAGES
+
+#: the Prometheus counter of each (stream, operation) seen so far
+_CHILDREN: dict[tuple[str, str], Any] = {}
 
 
 class BusStats:
@@ -20,7 +24,12 @@ class BusStats:
     def add(self, stream: str, operation: str, n: int = 1) -> None:
         if n:
             self.counts[(stream, operation)] += n
-            BUS_MESSAGES.labels(stream=_family(stream), operation=operation).inc(n)
+            child = _CHILDREN.get((stream, operation))
+            if child is None:  # labels() takes a lock and builds a key each call: look each pair up once
+                child = _CHILDREN[(stream, operation)] = BUS_MESSAGES.labels(
+                    stream=_family(stream), operation=operation
+                )
+            child.inc(n)
 
     def get(self, stream: str, operation: str) -> int:
         return self.counts.get((stream, operation), 0)

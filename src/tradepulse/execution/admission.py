@@ -7,8 +7,10 @@ For each batch read from the bus:
 3. risk checks run on the engine's account view, reserving each accepted order's worst case, so orders in one
    batch see each other;
 4. all orders (accepted as NEW, refused as REJECTED) are written to the ledger in ONE statement that only
-   succeeds if no other engine changed the accounts meanwhile; if one did, the view is re-read and the batch
-   decided again. A client order id the ledger already has is not inserted; its stored state is the answer;
+   succeeds if no other engine changed the accounts meanwhile; if one did, the account is *contended* and the
+   batch (and, for a while, every batch for that account) is decided again under the ledger's lock on the
+   account, on its state read under that lock, so engines sharing an account take turns instead of retrying
+   against each other. A client order id the ledger already has is not inserted; its stored state is the answer;
 5. only then are the accepted orders sent to the broker, in one call; a call that times out leaves its orders
    UNKNOWN for the resolver (never resent).
 
@@ -22,7 +24,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -45,11 +48,13 @@ from tradepulse.execution.publisher import ReportPublisher
 from tradepulse.execution.state import EngineState
 from tradepulse.execution.tracking import Tracked
 from tradepulse.risk.engine import RiskDecision, RiskEngine
-from tradepulse.storage.ledger_store import LedgerStore, LedgerUnavailable, OrderRecord
+from tradepulse.storage.ledger_store import AdmissionTx, LedgerStore, LedgerUnavailable, OrderRecord
 
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 20
+#: how long an account stays contended (admitted under the ledger's lock) after another engine overtook this one
+CONTENDED_S = 1.0
 
 
 def _snapshot(order: Order, stamps: dict[str, int]) -> Order:
@@ -64,6 +69,29 @@ class _InFlight:
     fresh: list[SubmitOrder]
     done: asyncio.Future[None]
     decisions: list[RiskDecision] = field(default_factory=list)
+    #: set once the batch waits for the ledger's lock (or is done): a later batch may queue behind it
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class _Locked:
+    """A batch waiting to be admitted under the ledger's lock, with what deciding it needs."""
+
+    flight: _InFlight
+    accounts: list[str]
+    first: bool
+    rate_refused: dict[str, RiskDecision]
+    now: int
+    future: asyncio.Future[_LockedOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class _LockedOutcome:
+    ok: bool
+    decisions: list[RiskDecision]
+    records: list[OrderRecord]
+    inserted: frozenset[str]
+    risk_ns: int
 
 
 @dataclass(slots=True)
@@ -92,6 +120,11 @@ class LedgerWriter:
         self.statements = 0
         self.orders = 0
 
+    def token(self) -> str:
+        """Return a new admission token, unique across engines and restarts."""
+        self._tokens += 1
+        return f"{self.state.name}:{self._epoch}:{self._tokens}"
+
     async def write(self, records: list[OrderRecord], accounts: list[str]) -> tuple[bool, frozenset[str]]:
         """Queue ``records``; return (the statement committed, which of them were inserted)."""
         if self._task is None or self._task.done():
@@ -115,8 +148,7 @@ class LedgerWriter:
             for account_id in accounts:
                 view = self.state.accounts[account_id]
                 expected[account_id] = (view.seq, view.token)
-                self._tokens += 1
-                tokens[account_id] = f"{self.state.name}:{self._epoch}:{self._tokens}"
+                tokens[account_id] = self.token()
                 view.seq, view.token = view.seq + 1, tokens[account_id]  # the next statement follows this one
             try:
                 result = await self.store.admit(records, expected, tokens)
@@ -156,7 +188,7 @@ class Admission:
         processor: ReportProcessor,
         publisher: ReportPublisher,
         bus: Transport,
-        reload: Callable[[Sequence[str]], Awaitable[None]],
+        locked: Callable[[Sequence[str]], AbstractAsyncContextManager[AdmissionTx]],
         on_ledger_down: Callable[[], None],
     ) -> None:
         self.config = config
@@ -167,7 +199,12 @@ class Admission:
         self.processor = processor
         self.publisher = publisher
         self.bus = bus
-        self.reload = reload
+        self.locked = locked
+        #: accounts another engine admitted for under this one, by when (monotonic): admitted under the lock
+        self._contended: dict[str, float] = {}
+        self._locked_queue: list[_Locked] = []
+        self._locked_wake = asyncio.Event()
+        self._locked_task: asyncio.Task[None] | None = None
         self.on_ledger_down = on_ledger_down
         self.broker_timeout = config.broker_timeout_ms / 1000.0
         #: batches between risk decisions and the ledger's answer, by arrival number
@@ -312,9 +349,11 @@ class Admission:
         Several batches may be in flight at once (the consumer's ``max_in_flight``): the next one is read,
         decoded and risk-checked while the ledger commits the one before, and its broker call overlaps the next
         commit. The :class:`LedgerWriter` sends what is queued as one statement at a time, in arrival order,
-        naming the admission it follows per account, so batches commit in order or not at all; when one fails
-        (another engine admitted for the account), it waits for the batches before it, re-reads the account, and
-        decides again.
+        naming the admission it follows per account, so batches commit in order or not at all.
+
+        When one fails (another engine admitted for the account), the account is *contended*: this batch, and
+        for :data:`CONTENDED_S` every batch for it, is admitted under the ledger's lock on the account instead
+        (:meth:`_admit_locked`), so engines sharing an account take turns instead of retrying against each other.
         """
         state = self.state
         involved = sorted({cmd.account_id for cmd in fresh if cmd.account_id in state.accounts})
@@ -325,6 +364,14 @@ class Admission:
         self.in_flight[number] = flight
         try:
             for attempt in range(_MAX_ATTEMPTS):
+                if attempt > 0 or self._is_contended(involved):
+                    refused = await self._admit_locked(flight, involved, attempt == 0, rate_refused, now, replies)
+                    if refused is not None:
+                        return refused
+                    state.counters.admission_retries += 1
+                    # engines racing for one account back off by a random, growing pause, so that one of them wins
+                    await asyncio.sleep(self._rng.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
+                    continue
                 decisions = self._decide(fresh, attempt == 0, rate_refused)
                 flight.decisions = decisions
                 risk_ns = time.time_ns()
@@ -332,13 +379,7 @@ class Admission:
                 try:
                     ok, inserted = await self.writer.write(records, involved)
                 except LedgerUnavailable as exc:
-                    self._undo(fresh, decisions)
-                    flight.decisions = []
-                    state.ghosts.update(cmd.client_order_id for cmd in fresh)
-                    self.on_ledger_down()
-                    log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
-                    self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
-                    return {cmd.client_order_id for cmd in fresh}
+                    return self._ledger_failed(flight, exc, now, replies)
                 if ok:
                     flight.decisions = []  # committed: the ledger has these reservations now
                     await self._admitted(fresh, decisions, records, inserted, now, risk_ns, replies)
@@ -346,16 +387,125 @@ class Admission:
                 state.counters.admission_retries += 1
                 self._undo(fresh, decisions)
                 flight.decisions = []
-                earlier = [f.done for n, f in self.in_flight.items() if n < number]
-                if earlier:
-                    await asyncio.wait(earlier)
-                # engines racing for one account back off by a random, growing pause, so that one of them wins
-                await asyncio.sleep(self._rng.uniform(0, 0.0005 * 2 ** min(attempt, 6)))
-                await self.reload(involved)
+                self._contended_at(involved)
             raise AdmissionConflict(f"admission of {len(fresh)} orders kept conflicting with other engines")
         finally:
             del self.in_flight[number]
+            flight.queued.set()
             flight.done.set_result(None)
+
+    def _is_contended(self, accounts: list[str]) -> bool:
+        if not self._contended:
+            return False
+        now = time.monotonic()
+        return any(now - self._contended.get(a, -CONTENDED_S) < CONTENDED_S for a in accounts)
+
+    def _contended_at(self, accounts: list[str]) -> None:
+        now = time.monotonic()
+        for a in accounts:
+            self._contended[a] = now
+
+    async def _admit_locked(
+        self,
+        flight: _InFlight,
+        involved: list[str],
+        first: bool,
+        rate_refused: dict[str, RiskDecision],
+        now: int,
+        replies: list[ReportItem],
+    ) -> set[str] | None:
+        """Admit ``flight`` under the ledger's lock on its accounts, then send. Return the refused ids, or None if
+        it must be tried again (overtaken after all: only where the store's lock is the sequence check alone).
+
+        Batches queue here in arrival order (each waits until those before it are done or queued), and one task
+        admits everything queued per turn of the lock (:meth:`_run_locked`): lock, re-read, decide, write,
+        commit; so the engines sharing an account take the lock once per turn, not once per batch.
+        """
+        earlier = [f.queued.wait() for n, f in self.in_flight.items() if n < flight.number]
+        if earlier:
+            await asyncio.gather(*earlier)
+        loop = asyncio.get_running_loop()
+        job = _Locked(flight, involved, first, rate_refused, now, loop.create_future())
+        self._locked_queue.append(job)
+        flight.queued.set()
+        if self._locked_task is None or self._locked_task.done():
+            self._locked_task = loop.create_task(self._run_locked(), name="ledger-locked-admissions")
+        self._locked_wake.set()
+        try:
+            outcome = await job.future
+        except LedgerUnavailable as exc:
+            return self._ledger_failed(flight, exc, now, replies)
+        except BaseException:
+            if flight.decisions:  # decided, never written: the reservations leave the view again
+                self._undo(flight.fresh, flight.decisions)
+                flight.decisions = []
+            raise
+        if not outcome.ok:
+            self._undo(flight.fresh, outcome.decisions)
+            flight.decisions = []
+            return None
+        flight.decisions = []  # committed
+        await self._admitted(
+            flight.fresh, outcome.decisions, outcome.records, outcome.inserted, now, outcome.risk_ns, replies
+        )
+        return set()
+
+    async def _run_locked(self) -> None:
+        while True:
+            if not self._locked_queue:
+                self._locked_wake.clear()
+                await self._locked_wake.wait()
+                continue
+            jobs, self._locked_queue = self._locked_queue, []
+            accounts = sorted({a for job in jobs for a in job.accounts})
+            self.state.counters.locked_admissions += 1
+            decided: list[tuple[list[RiskDecision], list[OrderRecord], int]] = []
+            try:
+                async with self.locked(accounts) as tx:
+                    for job in jobs:  # in arrival order, each seeing the reservations of those before it
+                        decisions = self._decide(job.flight.fresh, job.first, job.rate_refused)
+                        job.flight.decisions = decisions
+                        records = [
+                            self._record(c, d, job.now) for c, d in zip(job.flight.fresh, decisions, strict=True)
+                        ]
+                        decided.append((decisions, records, time.time_ns()))
+                    snaps = tx.snapshots
+                    expected = {a: (snaps[a].seq, snaps[a].token) for a in accounts if a in snaps}
+                    tokens = {a: self.writer.token() for a in expected}
+                    result = await tx.admit([r for _, records, _ in decided for r in records], expected, tokens)
+                    if result.ok:
+                        views = self.state.accounts
+                        for a, token in tokens.items():
+                            views[a].seq, views[a].token = expected[a][0] + 1, token
+            except Exception as exc:  # handed to every batch of this turn, which handles it
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for job, (decisions, records, risk_ns) in zip(jobs, decided, strict=True):
+                if not job.future.done():
+                    job.future.set_result(_LockedOutcome(result.ok, decisions, records, result.inserted, risk_ns))
+
+    async def close(self) -> None:
+        """Stop the ledger writers (after the consumer stopped handing over batches)."""
+        await self.writer.close()
+        if self._locked_task is not None:
+            while not self._locked_task.done():
+                self._locked_task.cancel()
+                await asyncio.wait({self._locked_task}, timeout=0.2)
+
+    def _ledger_failed(
+        self, flight: _InFlight, exc: LedgerUnavailable, now: int, replies: list[ReportItem]
+    ) -> set[str]:
+        fresh = flight.fresh
+        if flight.decisions:
+            self._undo(fresh, flight.decisions)
+        flight.decisions = []
+        self.state.ghosts.update(cmd.client_order_id for cmd in fresh)
+        self.on_ledger_down()
+        log.warning("ledger unavailable during admission (%s): refusing %d orders", exc, len(fresh))
+        self._refuse(fresh, now, replies, f"the ledger is unavailable: {exc}")
+        return {cmd.client_order_id for cmd in fresh}
 
     def _record(self, cmd: SubmitOrder, decision: RiskDecision, now: int) -> OrderRecord:
         order = Order.from_submit(cmd, now)

@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +41,13 @@ from tradepulse.portfolio.ledger import BookItem, Ledger
 from tradepulse.risk.book import AccountRisk
 from tradepulse.risk.engine import RiskEngine
 from tradepulse.risk.instruments import InstrumentRegistry
-from tradepulse.storage.ledger_store import AccountSnapshot, LedgerStore, LedgerUnavailable, Quantities
+from tradepulse.storage.ledger_store import (
+    AccountSnapshot,
+    AdmissionTx,
+    LedgerStore,
+    LedgerUnavailable,
+    Quantities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +145,7 @@ class ExecutionEngine:
             processor=self.processor,
             publisher=self.publisher,
             bus=bus,
-            reload=self.reload_accounts,
+            locked=self.locked_accounts,
             on_ledger_down=self._ledger_down,
         )
         self.consumer: Consumer | None = None
@@ -204,7 +210,7 @@ class ExecutionEngine:
         done = await self.publisher.drain(max(0.1, deadline - time.monotonic())) and done
         done = await self.booker.drain(max(0.1, deadline - time.monotonic())) and done
         await self._cancel_tasks()
-        await self.admission.writer.close()
+        await self.admission.close()
         await self.resolver.close()
         await self.processor.close()
         await self.publisher.close(max(0.1, deadline - time.monotonic()))
@@ -220,7 +226,7 @@ class ExecutionEngine:
         if self.consumer is not None:
             await self.consumer.kill()
         await self._cancel_tasks()
-        await self.admission.writer.close()
+        await self.admission.close()
         await self.resolver.close()
         await self.processor.close()
         for task in (self.publisher._task, self.booker._task):
@@ -243,22 +249,33 @@ class ExecutionEngine:
         """Rebuild the risk view of ``account_ids`` from the ledger, plus this engine's changes the ledger does not
         have yet: fills and closes not booked, and reservations of admissions still in flight."""
         async with self.booker.lock:
-            snapshots = await self.store.snapshot(account_ids)
-            views = {a: account_view(s) for a, s in snapshots.items()}
-            for item in self.booker.unbooked():
-                view = views.get(item.order.account_id)
-                if view is None:
-                    continue
-                o = item.order
-                for fill in item.fills:
-                    view.fill(o.symbol, o.side, fill.quantity, fill.price, fill.fee, item.reserve_price)
-                if item.release_quantity:
-                    view.release(o.symbol, o.side, item.release_quantity, item.reserve_price)
-            for cmd, decision in self.admission.reserved_in_flight():
-                view = views.get(cmd.account_id)
-                if view is not None:
-                    view.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
-            self.state.accounts.update(views)
+            self.state.accounts.update(self._views(await self.store.snapshot(account_ids)))
+
+    @contextlib.asynccontextmanager
+    async def locked_accounts(self, account_ids: Sequence[str]) -> AsyncIterator[AdmissionTx]:
+        """Lock the accounts' admissions in the ledger, rebuild their risk view from what is committed now, and
+        yield the admission transaction (commits when the block exits): for accounts other engines trade too."""
+        async with self.booker.lock, self.store.admission_lock(account_ids) as tx:
+            self.state.accounts.update(self._views(tx.snapshots))
+            yield tx
+
+    def _views(self, snapshots: Mapping[str, AccountSnapshot]) -> dict[str, AccountRisk]:
+        # called holding the booker's lock: a booking is either in the snapshot or still in unbooked(), never both
+        views = {a: account_view(s) for a, s in snapshots.items()}
+        for item in self.booker.unbooked():
+            view = views.get(item.order.account_id)
+            if view is None:
+                continue
+            o = item.order
+            for fill in item.fills:
+                view.fill(o.symbol, o.side, fill.quantity, fill.price, fill.fee, item.reserve_price)
+            if item.release_quantity:
+                view.release(o.symbol, o.side, item.release_quantity, item.reserve_price)
+        for cmd, decision in self.admission.reserved_in_flight():
+            view = views.get(cmd.account_id)
+            if view is not None:
+                view.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
+        return views
 
     # -- background work ------------------------------------------------------------------------------------
 

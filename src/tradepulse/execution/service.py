@@ -19,6 +19,7 @@ from tradepulse.bus import make_transport
 from tradepulse.config import Settings
 from tradepulse.execution.brokers import make_broker
 from tradepulse.execution.engine import ExecutionEngine
+from tradepulse.execution.gcpolicy import freeze_now, freeze_survivors
 from tradepulse.risk.instruments import InstrumentRegistry
 from tradepulse.storage import make_ledger_store
 
@@ -42,6 +43,10 @@ async def run_engine(settings: Settings, *, duration: float | None = None, ready
     except Exception:
         await bus.close()
         raise
+    freezer: asyncio.Task[None] | None = None
+    if settings.execution.gc_freeze_ms:
+        freeze_now()
+        freezer = loop.create_task(freeze_survivors(settings.execution.gc_freeze_ms / 1000.0), name="gc-freeze")
     if ready_line:
         print(f"READY {settings.execution.engine_name} {broker.venue}", flush=True)
     started = time.monotonic()
@@ -57,6 +62,8 @@ async def run_engine(settings: Settings, *, duration: float | None = None, ready
                 last_report = time.monotonic()
                 log.info("%s", ", ".join(f"{k}: {v}" for k, v in engine.panel_rows()))
     finally:
+        if freezer is not None:
+            freezer.cancel()
         drained = await engine.stop()
         await bus.close()
     log.info("engine %s exiting (%s)", settings.execution.engine_name, "clean" if drained else "drain timed out")

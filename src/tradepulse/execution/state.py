@@ -19,6 +19,8 @@ class EngineCounters:
     cancels_forwarded: int = 0
     broker_timeouts: int = 0
     admission_retries: int = 0
+    #: admissions made under the ledger's lock on their accounts (accounts other engines trade too)
+    locked_admissions: int = 0
     batches: int = 0
     lost: int = 0
     reconciled: int = 0

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Fill, Order, TradingState
@@ -90,9 +91,21 @@ _ORDER_TYPES = (
 )
 
 
-def _unnest(first: int, types: Sequence[str], names: Sequence[str]) -> str:
-    args = ", ".join(f"${first + i}::{t}" for i, t in enumerate(types))
-    return f"unnest({args}) AS t({', '.join(names)})"
+def _rows(param: int, types: Sequence[str], names: Sequence[str]) -> str:
+    """The rows of the JSON parameter ``$param`` (an array with one array of column values per row) as a relation
+    ``t(names)``. One parameter per table instead of one array per column: the rows are encoded in one C call
+    (:func:`_json`), and decimals travel as JSON strings, so NUMERIC values arrive exactly as written."""
+    columns = ", ".join(
+        f"(r->>{i})::{t.removesuffix('[]')} AS {n}" for i, (t, n) in enumerate(zip(types, names, strict=True))
+    )
+    return f"(SELECT {columns} FROM jsonb_array_elements(${param}::jsonb) AS r) AS t"
+
+
+_JSON = msgspec.json.Encoder(decimal_format="string")
+
+
+def _json(rows: Sequence[tuple[Any, ...]]) -> str:
+    return _JSON.encode(rows).decode()
 
 
 _ADMIT = f"""
@@ -105,7 +118,7 @@ WITH seq AS (
     SELECT count(*) = cardinality($1::text[]) AS ok FROM seq
 ), ins AS (
     INSERT INTO ledger_orders ({", ".join(ORDER_COLUMNS)})
-    SELECT t.* FROM {_unnest(5, _ORDER_TYPES, ORDER_COLUMNS)}
+    SELECT t.* FROM {_rows(5, _ORDER_TYPES, ORDER_COLUMNS)}
     WHERE (SELECT ok FROM ok)
     ON CONFLICT (client_order_id) DO NOTHING
     RETURNING client_order_id, account_id, symbol, side, quantity, reserve_price, status
@@ -197,26 +210,20 @@ _POSITION_TYPES = ("text[]", "text[]", "text[]", *(["numeric[]"] * 8), "bigint[]
 _ACCOUNT_NAMES = ("account_id", "cash", "fees", "realized_pnl", "updated_ns")
 _ACCOUNT_TYPES = ("text[]", "numeric[]", "numeric[]", "numeric[]", "bigint[]")
 
-_n1 = 1
-_n2 = _n1 + len(_FILL_TYPES)
-_n3 = _n2 + len(_ORDER_UPDATE_TYPES)
-_n4 = _n3 + len(_POSITION_TYPES)
-_n5 = _n4 + len(_ACCOUNT_TYPES)
-
 _BOOK = f"""
 WITH f AS (
     INSERT INTO ledger_fills ({", ".join(_FILL_NAMES)}, booked_ns)
-    SELECT t.*, ${_n5}::bigint FROM {_unnest(_n1, _FILL_TYPES, _FILL_NAMES)}
+    SELECT t.*, $5::bigint FROM {_rows(1, _FILL_TYPES, _FILL_NAMES)}
 ), o AS (
     UPDATE ledger_orders o SET
         status = t.status, filled_quantity = t.filled_quantity, filled_notional = t.filled_notional,
         fees = t.fees, venue_order_id = t.venue_order_id, reject_reason = t.reject_reason,
         status_message = t.status_message, updated_ns = t.updated_ns
-    FROM {_unnest(_n2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
+    FROM {_rows(2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
     WHERE o.client_order_id = t.client_order_id
 ), p AS (
     INSERT INTO ledger_positions ({", ".join(_POSITION_NAMES)})
-    SELECT t.* FROM {_unnest(_n3, _POSITION_TYPES, _POSITION_NAMES)}
+    SELECT t.* FROM {_rows(3, _POSITION_TYPES, _POSITION_NAMES)}
     ON CONFLICT (account_id, symbol) DO UPDATE SET
         quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, realized_pnl = EXCLUDED.realized_pnl,
         fees = EXCLUDED.fees, released_buy_qty = EXCLUDED.released_buy_qty,
@@ -224,15 +231,9 @@ WITH f AS (
         released_sell_notional = EXCLUDED.released_sell_notional, updated_ns = EXCLUDED.updated_ns
 )
 UPDATE ledger_accounts a SET cash = t.cash, fees = t.fees, realized_pnl = t.realized_pnl, updated_ns = t.updated_ns
-FROM {_unnest(_n4, _ACCOUNT_TYPES, _ACCOUNT_NAMES)}
+FROM {_rows(4, _ACCOUNT_TYPES, _ACCOUNT_NAMES)}
 WHERE a.account_id = t.account_id
 """
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(col) for col in zip(*rows, strict=True)]
 
 
 class _PgBooking:
@@ -269,17 +270,82 @@ class _PgBooking:
         ]
         position_rows = [position_values(p) for p in positions]
         account_rows = [(a.account_id, a.cash, a.fees, a.realized_pnl, a.updated_ns) for a in accounts]
-        args = [
-            *_columns(fill_rows, len(_FILL_TYPES)),
-            *_columns(order_rows, len(_ORDER_UPDATE_TYPES)),
-            *_columns(position_rows, len(_POSITION_TYPES)),
-            *_columns(account_rows, len(_ACCOUNT_TYPES)),
-            booked_ns,
-        ]
+        args = [_json(fill_rows), _json(order_rows), _json(position_rows), _json(account_rows), booked_ns]
         try:
             await self._conn.execute(_BOOK, *args, timeout=self._timeout)
         except asyncpg.UniqueViolationError as exc:
             raise DuplicateFill([f.fill_id for f in fills]) from exc
+
+
+_SNAPSHOT = """
+SELECT
+    (SELECT coalesce(json_agg(x), '[]') FROM (
+        SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id)
+        WHERE account_id = ANY($1::text[])) x) AS accounts,
+    (SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])) AS positions,
+    (SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])) AS reserved
+"""
+
+_LOCK_ADMISSIONS = (
+    "SELECT account_id FROM ledger_admissions WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE"
+)
+
+# NUMERIC is rendered exactly by json_agg (never in exponent form); read its numbers as Decimals, not floats
+_SNAPSHOT_ROWS = msgspec.json.Decoder(list[dict[str, Any]], float_hook=Decimal)
+
+
+async def _snapshot_on(conn: asyncpg.Connection, ids: list[str], timeout: float) -> dict[str, AccountSnapshot]:
+    """Read the accounts, their positions and reservations in ONE statement (one consistent snapshot)."""
+    row = await conn.fetchrow(_SNAPSHOT, ids, timeout=timeout)
+    assert row is not None
+    out = {
+        r["account_id"]: AccountSnapshot(
+            account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
+        )
+        for r in _SNAPSHOT_ROWS.decode(row["accounts"])
+    }
+    for r in _SNAPSHOT_ROWS.decode(row["positions"]):
+        out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
+    for r in _SNAPSHOT_ROWS.decode(row["reserved"]):
+        out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
+    return out
+
+
+async def _admit_on(
+    conn: asyncpg.Connection,
+    orders: Sequence[OrderRecord],
+    expected: Mapping[str, tuple[int, str]],
+    tokens: Mapping[str, str],
+    timeout: float,
+) -> AdmitResult:
+    accounts = list(expected)
+    row = await conn.fetchrow(
+        _ADMIT,
+        accounts,
+        [expected[a][0] for a in accounts],
+        [expected[a][1] for a in accounts],
+        [tokens[a] for a in accounts],
+        _json([order_values(r) for r in orders]),
+        timeout=timeout,
+    )
+    assert row is not None
+    seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
+    return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
+
+
+class _PgAdmissionTx:
+    def __init__(self, conn: asyncpg.Connection, timeout: float, snapshots: dict[str, AccountSnapshot]) -> None:
+        self._conn = conn
+        self._timeout = timeout
+        self.snapshots = snapshots
+
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        return await _admit_on(self._conn, orders, expected, tokens, self._timeout)
 
 
 class PostgresLedgerStore:
@@ -363,26 +429,11 @@ class PostgresLedgerStore:
         )
 
     async def snapshot(self, account_ids: Sequence[str]) -> dict[str, AccountSnapshot]:
-        ids = list(account_ids)
-        accounts = await self._fetch(
-            "SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id) "
-            "WHERE account_id = ANY($1::text[])",
-            ids,
-        )
-        positions = await self._fetch("SELECT * FROM ledger_positions WHERE account_id = ANY($1::text[])", ids)
-        # read after the sequence: reservations are at least as new as it (a newer one only makes admit retry)
-        reserved = await self._fetch("SELECT * FROM ledger_reserved WHERE account_id = ANY($1::text[])", ids)
-        out = {
-            r["account_id"]: AccountSnapshot(
-                account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
-            )
-            for r in accounts
-        }
-        for r in positions:
-            out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
-        for r in reserved:
-            out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
-        return out
+        async def go() -> dict[str, AccountSnapshot]:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return await _snapshot_on(conn, list(account_ids), self.timeout)
+
+        return await self._guard(go)
 
     async def admit(
         self,
@@ -390,18 +441,23 @@ class PostgresLedgerStore:
         expected: Mapping[str, tuple[int, str]],
         tokens: Mapping[str, str],
     ) -> AdmitResult:
-        accounts = list(expected)
-        rows = [order_values(r) for r in orders]
-        (row,) = await self._fetch(
-            _ADMIT,
-            accounts,
-            [expected[a][0] for a in accounts],
-            [expected[a][1] for a in accounts],
-            [tokens[a] for a in accounts],
-            *_columns(rows, len(ORDER_COLUMNS)),
-        )
-        seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
-        return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
+        async def go() -> AdmitResult:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return await _admit_on(conn, orders, expected, tokens, self.timeout)
+
+        return await self._guard(go)
+
+    @asynccontextmanager
+    async def admission_lock(self, account_ids: Sequence[str]) -> AsyncIterator[_PgAdmissionTx]:
+        ids = sorted(set(account_ids))  # a fixed order, so two engines locking several accounts cannot deadlock
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+                await conn.fetch(_LOCK_ADMISSIONS, ids, timeout=self.timeout)
+                yield _PgAdmissionTx(conn, self.timeout, await _snapshot_on(conn, ids, self.timeout))
+        except LedgerError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise LedgerUnavailable(f"PostgreSQL unavailable during an admission: {type(exc).__name__}: {exc}") from exc
 
     @asynccontextmanager
     async def booking(self, account_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> AsyncIterator[_PgBooking]:

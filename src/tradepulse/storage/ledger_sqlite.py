@@ -124,6 +124,20 @@ class _SqliteBooking:
         )
 
 
+class _SqliteAdmissionTx:
+    def __init__(self, store: SqliteLedgerStore, snapshots: dict[str, AccountSnapshot]) -> None:
+        self._store = store
+        self.snapshots = snapshots
+
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        return await self._store.admit(orders, expected, tokens)
+
+
 class SqliteLedgerStore:
     """The ledger store on a SQLite file. See the module docstring."""
 
@@ -278,6 +292,12 @@ class SqliteLedgerStore:
             )
             seqs = {a: expected[a][0] + 1 for a in accounts}
         return AdmitResult(ok=True, inserted=frozenset(seen), seqs=seqs)
+
+    @asynccontextmanager
+    async def admission_lock(self, account_ids: Sequence[str]) -> AsyncIterator[_SqliteAdmissionTx]:
+        # one process owns a SQLite ledger and its statements do not interleave with other coroutines, so the
+        # lock is the (seq, token) check of admit itself: the snapshot is fresh, and the admission follows it
+        yield _SqliteAdmissionTx(self, await self.snapshot(account_ids))
 
     @asynccontextmanager
     async def booking(

@@ -12,6 +12,9 @@ The two writes, and why they look like this:
   decides again, so risk checks across engines are serialized without holding a lock across round trips; one
   engine can keep several admissions in flight, each naming the one before it. A client order id already in the
   ledger is not inserted again (it is reported back as a duplicate).
+* :meth:`LedgerStore.admission_lock` is the same admission for accounts that several engines keep changing: it
+  locks the accounts' admission rows for one transaction and hands over their committed state, so the engine
+  decides on fresh state and its admission cannot be overtaken (no retries; the engines take turns).
 * :meth:`LedgerStore.booking` opens a transaction that locks the accounts it books for, hands over their
   current cash and positions, and writes fills (each ``fill_id`` exactly once: a second booking of one raises
   :class:`DuplicateFill`), order states, positions and cash together.
@@ -132,6 +135,22 @@ class BookingTx(Protocol):
         ...
 
 
+class AdmissionTx(Protocol):
+    """An open admission transaction: the accounts' admission rows are locked (no other admission for them can
+    commit until it ends) and ``snapshots`` is their committed state, read after the lock was taken."""
+
+    snapshots: dict[str, AccountSnapshot]
+
+    async def admit(
+        self,
+        orders: Sequence[OrderRecord],
+        expected: Mapping[str, tuple[int, str]],
+        tokens: Mapping[str, str],
+    ) -> AdmitResult:
+        """:meth:`LedgerStore.admit` inside the transaction (it commits when the context exits cleanly)."""
+        ...
+
+
 class LedgerStore(Protocol):
     """The ledger's persistence. See the module docstring for the contract."""
 
@@ -163,6 +182,10 @@ class LedgerStore(Protocol):
     ) -> AdmitResult:
         """Insert new orders (NEW ones reserve their quantity) if every account's last admission is ``expected``
         (seq, token); then each account's last admission becomes (seq + 1, ``tokens[account]``)."""
+        ...
+
+    def admission_lock(self, account_ids: Sequence[str]) -> AbstractAsyncContextManager[AdmissionTx]:
+        """Lock the accounts' admissions for one transaction and read their state (see the module docstring)."""
         ...
 
     def booking(
