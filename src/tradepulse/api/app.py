@@ -16,7 +16,8 @@ schemathesis test (tests/integration/api/test_schemathesis.py), which walks ever
 
 Requests are refused with 413 beyond ``api.max_body_bytes``, and with 422 when they carry a query parameter
 the route does not declare (a typo is an error, not silently ignored). Responses above ``api.gzip_min_bytes``
-are gzip-compressed for clients that accept it.
+are gzip-compressed for clients that accept it (:mod:`tradepulse.api.compression`; cached bodies are compressed
+once).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Router
-from litestar.config.compression import CompressionConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
@@ -39,6 +39,7 @@ from litestar.params import ParameterKwarg
 
 from tradepulse import __version__
 from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware
+from tradepulse.api.compression import GzipMiddleware
 from tradepulse.api.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
 from tradepulse.api.metrics import MetricsMiddleware, metrics
 from tradepulse.api.routes import health, market, models, portfolio, risk, signals, trading, ws
@@ -225,11 +226,11 @@ def create_app(
         dependencies={"services": Provide(_services, sync_to_thread=False)},
         middleware=[
             MetricsMiddleware,
+            DefineMiddleware(GzipMiddleware, minimum_size=cfg.gzip_min_bytes),
             DefineMiddleware(AuthMiddleware, exclude=PUBLIC_PATHS),
         ],
         before_request=check_request,
         exception_handlers=EXCEPTION_HANDLERS,
-        compression_config=CompressionConfig(backend="gzip", minimum_size=cfg.gzip_min_bytes, gzip_compress_level=6),
         request_max_body_size=cfg.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="tradepulse",

@@ -1,7 +1,8 @@
 """API keys on requests: the authentication middleware, scopes, and the guards routes declare.
 
 A request carries its key as ``X-API-Key: tp_...`` or ``Authorization: Bearer tp_...``. The middleware checks it
-against the key store (a key found valid is remembered per process for ``api.key_cache_s``), counts the request
+against the key store (a key found valid is remembered per process for ``api.key_cache_s``, looked up once at a
+time and refreshed ahead of expiry while in use: :class:`KeyCache`), counts the request
 against the key's rate limit (429 with Retry-After beyond it) and sets ``request.user`` to a :class:`Principal`.
 No key, a malformed, unknown, wrong or revoked key: 401. Routes opt out with ``opt={"exclude_from_auth": True}``
 (health, readiness) or by path (``/metrics``, the OpenAPI schema).
@@ -15,9 +16,12 @@ name another with ``?account=``).
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,8 @@ from tradepulse.storage.keys import ApiKey, KeyStoreError, ScopeName
 
 if TYPE_CHECKING:
     from tradepulse.api.services import Services
+
+log = logging.getLogger(__name__)
 
 API_KEY_HEADER = "x-api-key"
 #: paths that need no key (besides routes marked exclude_from_auth)
@@ -108,31 +114,97 @@ def token_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 class KeyCache:
-    """Keys recently found valid, per process, so a request costs no database round trip."""
+    """Keys recently found valid, per process, so a request costs no database round trip.
 
-    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+    A key is looked up once at a time: while its lookup runs, every other request of that key waits for the same
+    answer (single flight) instead of going to the store too. A key in use is looked up again shortly before its
+    entry expires (``refresh_s`` ahead, in the background, by the first request that finds it due) while the
+    entry still serves, so a busy key never finds its entry expired and never waits. An entry is valid for
+    ``ttl_s`` from the moment the lookup that made it *started*, whatever a later refresh does: a key revoked in
+    the store stops working within ``ttl_s`` (a refresh that finds it gone drops the entry at once).
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 10_000,
+        *,
+        refresh_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
+        self._clock = clock
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[Principal, float]] = {}
+        #: how long before expiry a used entry is looked up again (default: a fifth of the TTL, at most 1 s)
+        self.refresh_s = min(ttl_s / 5, 1.0) if refresh_s is None else refresh_s
+        self._entries: dict[str, tuple[Principal, float, float]] = {}
+        self._inflight: dict[str, asyncio.Task[Principal | None]] = {}
+        #: lookups made in the store (a test and a benchmark count them)
+        self.lookups = 0
 
     def get(self, token: str) -> Principal | None:
         hit = self._entries.get(token)
         if hit is None:
             return None
-        if hit[1] < time.monotonic():
+        if hit[1] < self._clock():
             del self._entries[token]
             return None
         return hit[0]
 
-    def put(self, token: str, principal: Principal) -> None:
+    def put(self, token: str, principal: Principal, *, started: float | None = None) -> None:
         if self.ttl_s <= 0:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[token] = (principal, time.monotonic() + self.ttl_s)
+        expires = (self._clock() if started is None else started) + self.ttl_s
+        self._entries[token] = (principal, expires, expires - self.refresh_s)
 
     def clear(self) -> None:
         self._entries.clear()
+
+    async def principal(self, token: str, verify: Callable[[str], Awaitable[ApiKey | None]]) -> Principal | None:
+        """Return the principal of ``token`` (None for an unknown, wrong or revoked key), from the cache or with
+        one ``verify`` at a time per token. A ``verify`` error is raised to every request waiting for it."""
+        hit = self._entries.get(token)
+        if hit is not None:
+            now = self._clock()
+            if now < hit[2]:
+                return hit[0]
+            if now < hit[1]:
+                if token not in self._inflight:  # due for refresh: one lookup in the background, the entry serves
+                    self._start(token, verify)
+                return hit[0]
+            del self._entries[token]
+        lookup = self._inflight.get(token) or self._start(token, verify)
+        # shielded: a request that gives up (client gone) does not cancel the lookup others wait for
+        return await asyncio.shield(lookup)
+
+    def _start(self, token: str, verify: Callable[[str], Awaitable[ApiKey | None]]) -> asyncio.Task[Principal | None]:
+        task = asyncio.get_running_loop().create_task(self._lookup(token, verify), name="api-key-lookup")
+        self._inflight[token] = task
+        task.add_done_callback(self._done)
+        return task
+
+    async def _lookup(self, token: str, verify: Callable[[str], Awaitable[ApiKey | None]]) -> Principal | None:
+        started = self._clock()
+        self.lookups += 1
+        try:
+            key = await verify(token)
+        finally:
+            del self._inflight[token]
+        if key is None:
+            self._entries.pop(token, None)  # revoked (or never valid): refused from now on
+            return None
+        principal = Principal.of(key)
+        self.put(token, principal, started=started)
+        return principal
+
+    @staticmethod
+    def _done(task: asyncio.Task[Principal | None]) -> None:
+        # a refresh has no waiter: its error is logged here (the entry serves until it expires, then requests
+        # look the key up themselves and see the error)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("key cache: a key lookup failed (%s)", type(exc).__name__)
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
@@ -143,16 +215,12 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         token = token_of(connection)
         if not token:
             raise NotAuthorizedException("an API key is required (X-API-Key or Authorization: Bearer)")
-        principal = services.key_cache.get(token)
+        try:
+            principal = await services.key_cache.principal(token, services.keys.verify)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, KeyStoreError) as exc:
+            raise ServiceUnavailableException("the key store is unavailable") from exc
         if principal is None:
-            try:
-                key = await services.keys.verify(token)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, KeyStoreError) as exc:
-                raise ServiceUnavailableException("the key store is unavailable") from exc
-            if key is None:
-                raise NotAuthorizedException("invalid API key")
-            principal = Principal.of(key)
-            services.key_cache.put(token, principal)
+            raise NotAuthorizedException("invalid API key")
         decision = await services.limiter.check(principal.key_id)
         if not decision.allowed:
             raise ApiError(

@@ -1,7 +1,8 @@
 """The latest signal of each symbol, and a short history, kept in memory from the ``signals`` stream.
 
 One background task follows the stream with a group-less ``tail`` (it leaves nothing pending and costs one read
-per batch), so ``GET /api/signals`` is a dict lookup plus bytes encoded once: the encoded response is cached for
+per batch), so ``GET /api/signals`` is a dict lookup plus bytes encoded once (and gzip-compressed once, for the
+clients that accept it): the encoded response is cached for
 at most ``api.signals_cache_s`` (the seed's one-minute cache) and dropped as soon as a new signal arrives, so a
 client never sees a signal older than the stream's latest.
 
@@ -21,6 +22,7 @@ from decimal import Decimal
 import msgspec
 from redis.exceptions import RedisError
 
+from tradepulse.api.compression import CompressedBody
 from tradepulse.bus import BusUnavailable, Transport
 from tradepulse.bus.streams import SIGNALS
 from tradepulse.domain import Signal, SignalAction
@@ -82,7 +84,7 @@ class SignalBoard:
         self.latest: dict[str, SignalOut] = {}
         self.history: dict[str, deque[SignalOut]] = {}
         self.received = 0
-        self._cached: bytes | None = None
+        self._cached: CompressedBody | None = None
         self._cached_at = 0.0
         self._after = "$"
         self._task: asyncio.Task[None] | None = None
@@ -168,13 +170,17 @@ class SignalBoard:
 
     def latest_json(self, now: float | None = None) -> bytes:
         """Return the encoded ``{"signals": [...]}`` of the latest signal per symbol (cached, see module doc)."""
+        return self.latest_body(now).body
+
+    def latest_body(self, now: float | None = None) -> CompressedBody:
+        """Return :meth:`latest_json`'s bytes with their gzip form (compressed once per cached body, on demand)."""
         now = time.monotonic() if now is None else now
         cached = self._cached
         if cached is not None and now - self._cached_at < self.cache_s:
             return cached
         body = _encoder.encode(SignalList(signals=[self.latest[s] for s in sorted(self.latest)]))
-        self._cached, self._cached_at = body, now
-        return body
+        self._cached, self._cached_at = CompressedBody(body), now
+        return self._cached
 
     def recent(self, symbol: str, limit: int) -> list[SignalOut]:
         """Return up to ``limit`` most recent signals of ``symbol``, newest first."""

@@ -184,6 +184,35 @@ async def test_large_responses_are_gzipped_small_ones_not(
     assert "content-encoding" not in plain.headers
 
 
+async def test_signals_gzip_body_is_compressed_once_and_honours_accept_encoding(
+    app_client: httpx.AsyncClient, make_key: MakeKey, api_services: Services
+) -> None:
+    import gzip
+
+    from tradepulse.domain import Signal, SignalAction
+
+    token = await make_key(Scope.READ)
+    for i in range(100):
+        api_services.signals.add(
+            Signal(symbol=f"GY{i:03d}", action=SignalAction.SELL, confidence=0.5, model_version="v1", ts_ns=i)
+        )
+    cached = api_services.signals.latest_body()
+    async with app_client.stream(
+        "GET", "/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "gzip"}
+    ) as zipped:
+        raw = b"".join([chunk async for chunk in zipped.aiter_raw()])
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert raw == cached.gzipped  # the bytes compressed once, not compressed again
+    assert gzip.decompress(raw) == cached.body
+    assert api_services.signals.latest_body() is cached
+    for accept in ("gzip;q=0", "identity", "br"):
+        plain = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": accept})
+        assert "content-encoding" not in plain.headers, accept
+        assert plain.headers["vary"] == "Accept-Encoding"
+        assert plain.content == cached.body
+
+
 async def test_gcra_script_admits_what_the_bucket_holds(redis_url: str) -> None:
     from redis.asyncio import Redis
 

@@ -1,28 +1,31 @@
 """Signals: the latest per symbol (``/api/signals`` as the seed names it, and ``/api/v1/signals``) and history.
 
 Both answer from the in-memory :class:`~tradepulse.api.signal_board.SignalBoard` (no database, no bus round
-trip): the latest-signals body is encoded once and reused until a new signal arrives or ``api.signals_cache_s``
-passes.
+trip): the latest-signals body is encoded once (and gzip-compressed once) and reused until a new signal arrives or
+``api.signals_cache_s`` passes.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import MediaType, Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.params import Parameter
 
 from tradepulse.api.auth import Scope, requires
+from tradepulse.api.compression import encoded_response
 from tradepulse.api.routes.common import Symbol
 from tradepulse.api.services import ServicesDep
 from tradepulse.api.signal_board import SignalList
 
 
 @get(["/signals", "/v1/signals"], sync_to_thread=False, summary="Latest signal per symbol")
-def latest_signals(services: ServicesDep) -> Response[SignalList]:
+def latest_signals(services: ServicesDep, request: Request[Any, Any, Any]) -> Response[SignalList]:
     """The latest model signal of every symbol, sorted by symbol."""
-    # the body is a SignalList encoded once and cached (bytes pass through unencoded); the annotation documents it
-    return Response(services.signals.latest_json(), media_type=MediaType.JSON)  # type: ignore[arg-type]
+    # the body is a SignalList encoded once and cached with its gzip form (bytes pass through unencoded); the
+    # annotation documents it
+    cached = services.signals.latest_body()
+    return encoded_response(request, cached, services.settings.api.gzip_min_bytes)  # type: ignore[return-value]
 
 
 @get("/v1/signals/{symbol:str}/history", sync_to_thread=False, summary="Recent signals of a symbol")

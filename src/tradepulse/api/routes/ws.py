@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -128,17 +129,13 @@ def _token(socket: WebSocket[Any, Any, Any]) -> str:
 
 async def _principal(services: Services, token: str) -> Principal:
     """Return the principal of a valid ``token``, or raise :class:`_Close` saying why not."""
-    principal = services.key_cache.get(token)
+    try:
+        principal = await services.key_cache.principal(token, services.keys.verify)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error, KeyStoreError) as exc:
+        log.warning("websocket: key store unavailable (%s)", type(exc).__name__)
+        raise _Close(WS_TRY_AGAIN, "the key store is unavailable; try again") from None
     if principal is None:
-        try:
-            key = await services.keys.verify(token)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KeyStoreError) as exc:
-            log.warning("websocket: key store unavailable (%s)", type(exc).__name__)
-            raise _Close(WS_TRY_AGAIN, "the key store is unavailable; try again") from None
-        if key is None:
-            raise _Close(WS_UNAUTHORIZED, "invalid API key")
-        principal = Principal.of(key)
-        services.key_cache.put(token, principal)
+        raise _Close(WS_UNAUTHORIZED, "invalid API key")
     return principal
 
 
