@@ -158,7 +158,7 @@ async def test_refresh_failure_keeps_the_entry_until_expiry() -> None:
     await _settle()
     assert await cache.principal("tok", store.verify) == principal  # still within its TTL
     now[0] = 105.5
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="store down"):
         await cache.principal("tok", store.verify)
 
 

@@ -9,6 +9,7 @@ every worker process (and every API host) shares the same limit per key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -109,6 +110,9 @@ class RedisRateLimiter:
     from the shared bucket before they are served, so all processes together never exceed the limit; what a
     lease does not use in time is dropped (a busy key may get slightly less than its limit, never more). A refused
     key is refused locally until Redis said a request could pass, so a flood of refused requests costs no calls.
+    One call per key is in flight at a time: requests arriving while it runs wait for it and share what it
+    admits, and a busy key asks for its next lease when a quarter of the current one is left (refill ahead), so
+    its requests do not wait for Redis at all.
     """
 
     def __init__(
@@ -138,6 +142,8 @@ class RedisRateLimiter:
         self._blocked: dict[str, float] = {}
         self._clock = clock
         self._last_warning = 0.0
+        #: the call in flight per key (one at a time; the requests arriving meanwhile wait for it)
+        self._inflight: dict[str, asyncio.Task[Decision | None]] = {}
         #: script calls made (each admits one request or a lease of several)
         self.calls = 0
 
@@ -154,14 +160,39 @@ class RedisRateLimiter:
         lease = self._leases.get(key)
         if lease is not None and lease.left > 0 and now < lease.expires:
             lease.left -= 1
+            if lease.left <= lease.size // 4 and lease.size >= 4 and key not in self._inflight:
+                # refill ahead: the next lease is asked for while this one still serves, so a busy key's requests
+                # never wait for Redis
+                self._start(key, min(lease.size * 2, self.max_lease), now)
             return ALLOWED
         blocked = self._blocked.get(key)
         if blocked is not None:
             if now < blocked:  # the bucket cannot refill before then (tokens only come back with time)
                 return Decision(False, blocked - now)
             del self._blocked[key]
-        # a lease used up within its life asks for twice as many; a quiet key asks for one
-        wanted = min(lease.size * 2, self.max_lease) if lease is not None and now < lease.expires else 1
+        while True:
+            # one call per key at a time: the requests arriving meanwhile share what it admits
+            task = self._inflight.get(key)
+            if task is None:
+                # a lease used up within its life asks for twice as many; a quiet key asks for one
+                wanted = min(lease.size * 2, self.max_lease) if lease is not None and now < lease.expires else 1
+                task = self._start(key, wanted, now)
+            outcome = await asyncio.shield(task)
+            if outcome is not None:
+                return outcome  # refused, or allowed because Redis is down (fail open)
+            lease = self._leases.get(key)
+            if lease is not None and lease.left > 0:  # just admitted: served whatever the lease's life
+                lease.left -= 1
+                return ALLOWED
+            now = self._clock()  # what the call admitted went to the requests before this one: ask again
+
+    def _start(self, key: str, wanted: int, now: float) -> asyncio.Task[Decision | None]:
+        task = asyncio.get_running_loop().create_task(self._lease(key, wanted, now), name="api-rate-limit")
+        self._inflight[key] = task
+        return task
+
+    async def _lease(self, key: str, wanted: int, now: float) -> Decision | None:
+        """Admit up to ``wanted`` requests into the key's lease; return None when some were, else the decision."""
         try:
             admitted, wait_s = await self.take(key, wanted)
         except (RedisError, OSError) as exc:
@@ -171,19 +202,24 @@ class RedisRateLimiter:
                 self._last_warning = now
                 log.warning("rate limiter: Redis unavailable (%s); requests are not limited", type(exc).__name__)
             return ALLOWED
+        finally:
+            del self._inflight[key]
+        now = self._clock()
         if admitted == 0:
             if len(self._blocked) > 100_000:
                 self._blocked = {k: v for k, v in self._blocked.items() if v > now}
             self._blocked[key] = now + wait_s
             return Decision(False, wait_s)
         current = self._leases.get(key)
-        if current is not None and current is not lease and current.left > 0 and now < current.expires:
-            current.left += admitted - 1  # another request of this key leased meanwhile: keep both
+        if current is not None and current.left > 0 and now < current.expires:
+            current.left += admitted  # a refill ahead: added to what the lease still holds
+            current.expires = now + self.lease_s
+            current.size = wanted
         else:
             if len(self._leases) > 100_000:  # forget leases that ran out
                 self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
-            self._leases[key] = _Lease(admitted - 1, now + self.lease_s, wanted)
-        return ALLOWED
+            self._leases[key] = _Lease(admitted, now + self.lease_s, wanted)
+        return None
 
 
 __all__ = ["ALLOWED", "Decision", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]

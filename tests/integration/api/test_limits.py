@@ -3,6 +3,7 @@ validation errors with field paths, hostile inputs."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -258,5 +259,26 @@ async def test_leases_never_exceed_the_shared_limit_and_save_calls(redis_url: st
         quiet = RedisRateLimiter(client, rate_per_s=0.001, burst=2, prefix=prefix, lease_s=0.0, max_lease=16)
         assert [(await quiet.check("q")).allowed for _ in range(3)] == [True, True, False]
         assert quiet.calls == 3
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_requests_of_a_key_share_one_call_at_a_time(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from tradepulse.api.ratelimit import RedisRateLimiter
+
+    client = Redis.from_url(redis_url)
+    prefix = f"tp:test:{uuid.uuid4().hex}:"
+    try:
+        limiter = RedisRateLimiter(client, rate_per_s=0.001, burst=60, prefix=prefix, lease_s=60.0, max_lease=64)
+        # 50 requests at once: one call in flight at a time, each asking twice as many (1, 2, 4, ...): 6 calls,
+        # not 50; and never more than the burst across two bursts of 50
+        first = await asyncio.gather(*(limiter.check("k") for _ in range(50)))
+        assert all(d.allowed for d in first)
+        assert limiter.calls <= 7
+        second = await asyncio.gather(*(limiter.check("k") for _ in range(50)))
+        assert sum(d.allowed for d in second) == 10
+        assert all(int(d.retry_after_header) >= 999 for d in second if not d.allowed)
     finally:
         await client.aclose()
