@@ -281,11 +281,13 @@ class TradingService:
             order = fold(answer, result.events)
             return 200, OrderResponse(outcome="existing", order=OrderView.of(order), fills=_fills_of(result))
         # The wait follows the client order id, so a concurrent submit of the same id by another account could
-        # end it with that order's reports. The order is in the ledger before any report of it (admission comes
-        # first), so its owner is known here.
-        owner = await self._record(cmd.client_order_id)
-        if owner is not None and owner.order.account_id != account_id:
-            raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
+        # end it with that order's reports. Each report names the account of its order: when they all name this
+        # one, the order is ours (no ledger round trip); otherwise (another account, or an engine whose reports
+        # name none) the ledger says: the order is in it before any report of it (admission comes first).
+        if not result.events or any(getattr(e, "account_id", "") != account_id for e in result.events):
+            owner = await self._record(cmd.client_order_id)
+            if owner is not None and owner.order.account_id != account_id:
+                raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
         order = fold(Order.from_submit(cmd), result.events)
         return 201, OrderResponse(outcome="created", order=OrderView.of(order), fills=_fills_of(result))
 

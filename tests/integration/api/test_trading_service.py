@@ -357,3 +357,24 @@ async def test_a_cancel_without_an_engine_answer_is_pending_then_done(trading: T
     await until_async(canceled, 20, "the cancel was carried out after the restart")
     got = await svc.get("cx-1", "default")
     assert got.outcome == "current"
+
+
+async def test_a_created_order_costs_one_ledger_lookup_when_its_reports_name_its_account(trading: Trading) -> None:
+    svc = trading.service
+    store = trading.store
+    looked_up: list[list[str]] = []
+    get_orders = store.get_orders
+
+    async def counting(ids: list[str]) -> object:
+        looked_up.append(list(ids))
+        return await get_orders(ids)
+
+    store.get_orders = counting  # type: ignore[method-assign]
+    try:
+        status, created = await svc.submit(req("one-1"), "default")
+    finally:
+        del store.get_orders
+    assert status == 201
+    assert created.order.status is OrderStatus.FILLED
+    # the duplicate check before submitting; the reports named "default", so no owner lookup after
+    assert looked_up == [["one-1"]]
