@@ -38,7 +38,7 @@ from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.params import ParameterKwarg
 
 from tradepulse import __version__
-from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware
+from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware, hoist_scope_guards
 from tradepulse.api.compression import GzipMiddleware
 from tradepulse.api.errors import EXCEPTION_HANDLERS, ApiError, ErrorBody
 from tradepulse.api.metrics import MetricsMiddleware, metrics
@@ -249,6 +249,7 @@ def create_app(
         logging_config=None,
     )
     _forbid_unknown_in_schema(app, routers)
+    hoist_scope_guards((route.path, h) for route in app.routes for h in getattr(route, "route_handlers", []))
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 import httpx
+from litestar import Litestar
 
 from tests.integration.api.conftest import MakeKey
 from tradepulse.api.auth import Scope
@@ -80,3 +81,28 @@ async def test_only_a_hash_of_the_secret_is_stored(
     key = await api_services.keys.verify(token)
     assert key is not None
     assert key.key_id == key_id
+
+
+async def test_every_authenticated_route_has_its_scope_checked_by_the_middleware(
+    api_app: Litestar, app_client: httpx.AsyncClient, make_key: MakeKey
+) -> None:
+    from litestar.handlers import HTTPRouteHandler
+
+    from tradepulse.api.auth import REQUIRED_SCOPE
+
+    routes = [
+        (r.path, h) for r in api_app.routes for h in getattr(r, "route_handlers", []) if isinstance(h, HTTPRouteHandler)
+    ]
+    checked = {(m, p): h.opt[REQUIRED_SCOPE] for p, h in routes if REQUIRED_SCOPE in h.opt for m in h.http_methods}
+    assert checked["GET", "/api/signals"] is Scope.READ
+    assert checked["GET", "/api/v1/orders"] is Scope.READ
+    assert checked["POST", "/api/v1/orders"] is Scope.TRADE
+    assert checked["PUT", STATE] is Scope.ADMIN  # a handler's own guard over its router's READ
+    for path, h in routes:  # no scope guard is left to Litestar (which copies the handler per guard call)
+        assert not any(hasattr(g, "required_scope") for g in h.resolve_guards()), path
+    public = {p for p, h in routes if REQUIRED_SCOPE not in h.opt}
+    assert {"/api/v1/health", "/metrics"} <= public
+    reader = await make_key(Scope.READ)
+    r = await app_client.post("/api/v1/orders", json={}, headers={"X-API-Key": reader})
+    assert r.status_code == 403
+    assert "trade is needed" in r.json()["error"]["message"]
