@@ -322,7 +322,8 @@ class ApiConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65_535)] = 8000
-    #: worker processes of ``tradepulse api`` (each builds the app from settings and opens its own services)
+    #: worker processes of ``tradepulse api`` (each builds the app from settings and opens its own services);
+    #: uvicorn with 1 worker measured best on the 2-core benchmark machine (docs/api.md, "the figures")
     workers: PositiveInt = 1
     server: Literal["uvicorn", "granian"] = "uvicorn"
     #: larger request bodies are refused with 413
