@@ -36,6 +36,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.params import ParameterKwarg
+from litestar.routes import HTTPRoute
 
 from tradepulse import __version__
 from tradepulse.api.auth import PUBLIC_PATHS, AuthMiddleware, hoist_scope_guards
@@ -198,6 +199,24 @@ def _forbid_unknown_in_schema(app: Litestar, routers: list[Router]) -> None:
                         schema.additional_properties = False
 
 
+def _rebind_options_handlers(app: Litestar) -> None:
+    """Make every path's automatic OPTIONS handler list all of the path's methods in ``Allow``.
+
+    Litestar binds that handler to the route as first built for the path, so the methods a later handler adds to
+    the same path (``PUT /api/v1/risk/state`` after its ``GET``) were missing from ``Allow`` (schemathesis ST205).
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            closure = getattr(handler.fn, "__closure__", None)
+            if "OPTIONS" not in handler.http_methods or not closure:
+                continue
+            for cell in closure:
+                if isinstance(cell.cell_contents, HTTPRoute) and cell.cell_contents is not route:
+                    cell.cell_contents = route
+
+
 def create_app(
     services: Services | None = None,
     *,
@@ -249,6 +268,7 @@ def create_app(
         logging_config=None,
     )
     _forbid_unknown_in_schema(app, routers)
+    _rebind_options_handlers(app)
     hoist_scope_guards((route.path, h) for route in app.routes for h in getattr(route, "route_handlers", []))
     return app
 

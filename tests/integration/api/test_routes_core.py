@@ -245,3 +245,13 @@ async def test_risk_limits_and_kill_switch(
     assert (await app_client.get("/api/v1/risk/state", headers=read)).json()["state"] == "HALTED"
     back = await app_client.put("/api/v1/risk/state", json={"state": "ACTIVE", "reason": "done"}, headers=admin)
     assert back.json()["state"] == "ACTIVE"
+
+
+async def test_options_lists_every_method_of_the_path(app_client: httpx.AsyncClient, make_key: MakeKey) -> None:
+    token = await make_key(Scope.ADMIN)
+    # GET and PUT come from two handlers on one path; Litestar's OPTIONS handler knew only the first
+    r = await app_client.options("/api/v1/risk/state", headers={"X-API-Key": token})
+    assert r.status_code == 204
+    assert r.headers["allow"] == "GET, OPTIONS, PUT"
+    r = await app_client.options("/api/v1/orders", headers={"X-API-Key": token})
+    assert r.headers["allow"] == "GET, OPTIONS, POST"
