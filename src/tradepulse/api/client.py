@@ -1289,7 +1289,8 @@ class _Incoming(msgspec.Struct, frozen=True, kw_only=True):
     channel: str | None = None
     symbol: str = ""
     account_id: str | None = None
-    data: msgspec.Raw | None = None
+    #: empty on control messages
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     id: str | int | None = None
     error: ErrorDetail | None = None
     channels: list[str] | None = None
@@ -1476,7 +1477,7 @@ class Stream:
     def _dispatch(self, text: str | bytes) -> StreamEvent | None:
         """Return the feed event of one server message, or None for a control message (handled here)."""
         message = _incoming.decode(text)
-        if message.channel is not None and message.data is not None:
+        if message.channel is not None and message.data:
             decoder = _DATA.get(message.channel)
             if decoder is None:  # a channel this client does not know (a newer server): skip it
                 return None
@@ -1522,6 +1523,9 @@ class Stream:
             if not reader.done():
                 reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+        self._done = True
+        while not self._queue.empty():  # what was not read is dropped: the iteration ends here
+            self._queue.get_nowait()
 
 
 __all__ = [
