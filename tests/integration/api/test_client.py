@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -427,3 +429,34 @@ async def _publish_ticks_until(live: LiveServer, seen: list[StreamEvent]) -> Non
             price += 0.5
             await live.run(live.harness.ticks(tick("BBB", price)))
             await asyncio.sleep(0.05)
+
+
+def docs_example() -> str:
+    """Return the Python client example of docs/api.md (the first python block of its "Python client" section)."""
+    text = (Path(__file__).parents[3] / "docs" / "api.md").read_text()
+    section = text.split("\n## Python client\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+async def test_the_docs_example_runs_against_a_real_server(live: LiveServer) -> None:
+    key = await live.key(Scope.TRADE)
+    code = docs_example().replace('"AAPL"', '"AAA"')  # the test engine trades AAA and BBB
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPULSE_")}
+    env.update({"TRADEPULSE_URL": live.url, "TRADEPULSE_KEY": key})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    async with asyncio.timeout(60):
+        out, _ = await process.communicate()
+    lines = out.decode().splitlines()
+    assert process.returncode == 0, out.decode()[-3000:]
+    assert lines[0] == "ready"
+    created = lines[1].split()
+    assert (created[0], created[2], created[3], created[4]) == ("created", "FILLED", "100.01", "1")
+    assert lines[2:6] == [
+        "existing True",
+        "1 orders",
+        "10 " + lines[4].split()[1],
+        "422 validation_error body.quantity",
+    ]
+    assert lines[6:] == ["orders OrderAccepted", "orders OrderFilled", "fills Fill"]
