@@ -69,7 +69,7 @@ class LiveServer:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     async def key(self, scope: Scope, account: str = "default") -> str:
-        create = self.services.keys.create(name="client-test", account_id=account, scope=scope.label)  # type: ignore[arg-type]
+        create = self.services.keys.create(name="client-test", account_id=account, scope=scope.label)
         _, token = await self.run(create)
         return token
 
@@ -345,7 +345,7 @@ async def test_429_raises_rate_limited_with_retry_after_or_waits_it_out(live: Li
 
 
 async def take(stream: Stream, n: int, timeout: float = 10.0) -> list[StreamEvent]:
-    out = []
+    out: list[StreamEvent] = []
     async with asyncio.timeout(timeout):
         while len(out) < n:
             out.append(await anext(stream))
@@ -409,7 +409,7 @@ async def test_stream_refuses_a_bad_key_and_iterates_without_a_with_block(live: 
                 pass
     key = await live.key(Scope.READ)
     async with AsyncClient(live.url, key) as api:
-        seen = []
+        seen: list[StreamEvent] = []
         publisher = asyncio.ensure_future(_publish_ticks_until(live, seen))
         try:
             async for event in api.stream(["quotes"], ["BBB"]):
@@ -419,6 +419,21 @@ async def test_stream_refuses_a_bad_key_and_iterates_without_a_with_block(live: 
             await publisher
         assert seen[0].symbol == "BBB"
         assert isinstance(seen[0].data, Tick)
+
+
+@pytest.mark.parametrize("server_api", [{"ws_heartbeat_s": 0.2}])
+async def test_heartbeats_keep_a_quiet_stream_open(live: LiveServer) -> None:
+    key = await live.key(Scope.READ)
+    async with AsyncClient(live.url, key) as api, api.stream(["quotes"], ["AAA"]) as stream:
+        assert stream.welcome is not None
+        assert stream.welcome.heartbeat_s == 0.2
+        # several times the client's silence limit (3 heartbeats) with nothing but heartbeats on the wire
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(stream), 1.5)
+        await live.run(live.harness.ticks(tick("AAA", 103.0)))
+        (quote,) = await take(stream, 1)
+        assert isinstance(quote.data, Tick)
+        assert quote.data.ask == 103.01
 
 
 async def _publish_ticks_until(live: LiveServer, seen: list[StreamEvent]) -> None:
