@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -32,7 +34,7 @@ from tradepulse.api.client import (
     error_of,
     new_client_order_id,
 )
-from tradepulse.api.routes.health import Health
+from tradepulse.api.schemas import Health
 from tradepulse.api.trading_models import ID_PATTERN, POSITIVE_DECIMAL
 from tradepulse.domain import Tick
 
@@ -213,3 +215,15 @@ async def test_close_codes_become_errors(ws_server: Callable[[Handler], Awaitabl
         await read_all()
     assert [e.symbol for e in events] == ["AAA"], "what arrived before the close is still delivered"
     assert (closed.value.close_code, closed.value.reason) == (1008, "slow consumer: more than 10 messages queued")
+
+
+def test_the_client_does_not_import_the_server() -> None:
+    """The client shares the API's models, not its server: no Litestar, no services, no ML stack."""
+    code = (
+        "import sys, tradepulse.api.client\n"
+        "heavy = ('litestar', 'tradepulse.api.services', 'tradepulse.ml', 'numba', 'redis', 'asyncpg')\n"
+        "print(sorted({m.split('.')[0] if not m.startswith('tradepulse') else m for m in sys.modules"
+        " if m.startswith(heavy)}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"

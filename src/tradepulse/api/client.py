@@ -56,12 +56,23 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tradepulse import __version__
-from tradepulse.api.errors import ErrorBody, ErrorDetail
-from tradepulse.api.routes.health import Health, Readiness
-from tradepulse.api.routes.market import BarList, Quote, QuoteList, TickList
-from tradepulse.api.routes.models import ModelDetail, ModelList
-from tradepulse.api.routes.risk import RiskLimits, SetTradingState, TradingStateOut
-from tradepulse.api.signal_board import SignalList, SignalOut
+from tradepulse.api.schemas import (
+    BarList,
+    ErrorBody,
+    ErrorDetail,
+    Health,
+    ModelDetail,
+    ModelList,
+    Quote,
+    QuoteList,
+    Readiness,
+    RiskLimits,
+    SetTradingState,
+    SignalList,
+    SignalOut,
+    TickList,
+    TradingStateOut,
+)
 from tradepulse.api.trading_models import (
     AccountView,
     FillPage,
