@@ -3,6 +3,7 @@ validation errors with field paths, hostile inputs."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -181,3 +182,52 @@ async def test_large_responses_are_gzipped_small_ones_not(
     assert "content-encoding" not in small.headers
     plain = await app_client.get("/api/signals", headers={"X-API-Key": token, "Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
+
+
+async def test_gcra_script_admits_what_the_bucket_holds(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from tradepulse.api.ratelimit import RedisRateLimiter
+
+    client = Redis.from_url(redis_url)
+    try:
+        # one request per 1000 s: nothing refills during the test
+        limiter = RedisRateLimiter(client, rate_per_s=0.001, burst=10, prefix=f"tp:test:{uuid.uuid4().hex}:")
+        assert [(await limiter.take("k", 4))[0] for _ in range(3)] == [4, 4, 2]
+        admitted, wait_s = await limiter.take("k", 1)
+        assert admitted == 0
+        assert 999 < wait_s <= 1000
+        assert (await limiter.take("other", 20))[0] == 10  # never more than the burst
+    finally:
+        await client.aclose()
+
+
+async def test_leases_never_exceed_the_shared_limit_and_save_calls(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from tradepulse.api.ratelimit import RedisRateLimiter
+
+    client = Redis.from_url(redis_url)
+    prefix = f"tp:test:{uuid.uuid4().hex}:"
+    try:
+        # two processes' limiters on one key; leases live long enough to be used up (no refill meanwhile)
+        a, b = (
+            RedisRateLimiter(client, rate_per_s=0.001, burst=100, prefix=prefix, lease_s=60.0, max_lease=16)
+            for _ in range(2)
+        )
+        allowed = 0
+        for i in range(300):
+            decision = await (a if i % 2 else b).check("k")
+            allowed += decision.allowed
+        assert allowed == 100  # every admitted request was served, none beyond the burst
+        # 100 requests admitted in far fewer script calls; the 200 refused ones cost one call per limiter
+        assert a.calls + b.calls < 40
+        refused = await a.check("k")
+        assert not refused.allowed
+        assert int(refused.retry_after_header) >= 999
+        # a quiet key is checked exactly: one call per request
+        quiet = RedisRateLimiter(client, rate_per_s=0.001, burst=2, prefix=prefix, lease_s=0.0, max_lease=16)
+        assert [(await quiet.check("q")).allowed for _ in range(3)] == [True, True, False]
+        assert quiet.calls == 3
+    finally:
+        await client.aclose()
