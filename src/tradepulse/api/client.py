@@ -2,7 +2,7 @@
 
 :class:`Client` (blocking, an ``httpx.Client`` with keep-alive) and :class:`AsyncClient` (an
 ``httpx.AsyncClient``) have the same methods and decode every answer into the API's OWN response models
-(:mod:`tradepulse.api.trading_models`, the routes' Structs), so client and server cannot drift. Money and
+(:mod:`tradepulse.api.trading_models`, :mod:`tradepulse.api.schemas`), so client and server cannot drift. Money and
 quantities are :class:`~decimal.Decimal` both ways (the API sends decimal strings; a binary float is refused).
 
     with Client("http://127.0.0.1:8000", "tp_...") as api:
