@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,7 +22,7 @@ import pytest
 import uvicorn
 
 from tests.integration.api.conftest import api_settings_for
-from tests.integration.api.trading_fixtures import trading_settings
+from tests.integration.api.trading_fixtures import trading_settings, wait_marks
 from tests.integration.bus_fixtures import make_redis
 from tests.support.engine import EngineHarness, tick, until
 from tests.support.servers import free_port, redis_server
@@ -44,13 +45,15 @@ from tradepulse.api.client import (
 from tradepulse.api.services import Services, open_services
 from tradepulse.bus import Transport
 from tradepulse.bus.streams import SIGNALS
-from tradepulse.domain import Fill, OrderAccepted, OrderFilled, OrderStatus, Signal, SignalAction, Tick
+from tradepulse.domain import Fill, OrderAccepted, OrderFilled, OrderStatus, Signal, SignalAction, Tick, TickBatch
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 D = Decimal
 STARTING_CASH = D(1_000_000)
+SECOND_NS = 1_000_000_000
+MINUTE_NS = 60 * SECOND_NS
 
 
 @dataclass
@@ -67,6 +70,10 @@ class LiveServer:
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` in the server's event loop and return its result."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` in the server's event loop from another thread (a sync scenario's) and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     async def key(self, scope: Scope, account: str = "default") -> str:
         create = self.services.keys.create(name="client-test", account_id=account, scope=scope.label)
@@ -285,6 +292,83 @@ async def test_iter_orders_and_iter_fills_walk_every_page(live: LiveServer) -> N
         assert len({f.fill_id for f in fills}) == 7
         assert sum((f.quantity for f in fills), D(0)) == D(28)
         assert (await api.position("BBB")).quantity == D(28)
+
+
+async def test_cancel_rebalance_market_risk_and_models_through_the_client(live: LiveServer) -> None:
+    trade, admin = await live.key(Scope.TRADE), await live.key(Scope.ADMIN, account="ops")
+
+    def scenario() -> None:
+        with Client(live.url, trade) as api, Client(live.url, admin) as ops:
+            resting = api.submit_order(
+                "AAA", "BUY", 10, order_type="LIMIT", limit_price=D("95.00"), time_in_force="GTC", client_order_id="r-1"
+            )
+            assert (resting.outcome, resting.order.status, resting.order.limit_price) == (
+                "created",
+                OrderStatus.ACCEPTED,
+                D("95"),
+            )
+            canceled = api.cancel_order("r-1")
+            assert (canceled.outcome, canceled.order.status) == ("done", OrderStatus.CANCELED)
+            live.run_sync(live.harness.quiet())  # the cancel is booked
+            with pytest.raises(Conflict):
+                api.cancel_order("r-1")
+            assert [o.order_id for o in ops.iter_orders(account="default")] == ["r-1"], "admins name the account"
+
+            api.submit_order("AAA", "BUY", 100, time_in_force="IOC", client_order_id="rb-seed")
+            live.run_sync(live.harness.quiet())
+            live.run_sync(wait_marks(live.services.ledger))  # type: ignore[arg-type]
+            preview = api.rebalance_preview({"AAA": D("0.005"), "BBB": "0.01"}, rebalance_id="cli1")
+            assert {o.client_order_id: o.side.value for o in preview.orders} == {
+                "rb-cli1-S-AAA": "SELL",
+                "rb-cli1-B-BBB": "BUY",
+            }
+            done = api.rebalance_execute({"AAA": D("0.005"), "BBB": "0.01"}, "cli1")
+            assert done.outcome == "executed"
+            assert {o.order_id: o.status for o in done.orders} == {
+                "rb-cli1-S-AAA": OrderStatus.FILLED,
+                "rb-cli1-B-BBB": OrderStatus.FILLED,
+            }
+            assert api.rebalance_execute({"AAA": D("0.005"), "BBB": "0.01"}, "cli1").outcome == "replayed"
+            by_quantity = api.rebalance_preview({"AAA": 90, "BBB": 30}, target_unit="quantity")
+            assert {p.symbol: p.quantity_after for p in by_quantity.positions} == {"AAA": D(90), "BBB": D(30)}
+            with pytest.raises(ValidationError) as bad:
+                api.rebalance_preview({"AAA": "NaN"})
+            assert bad.value.field == "body.targets.AAA"
+
+            symbol = f"Q{uuid.uuid4().hex[:8].upper()}"  # the tick store is shared by the tests: a symbol of ours
+            t0 = (time.time_ns() // MINUTE_NS - 10) * MINUTE_NS
+            rows = [
+                Tick(symbol=symbol, ts_ns=t0 + i * SECOND_NS, price=100.0 + i, size=2.0, bid=99.5 + i, ask=100.5 + i)
+                for i in range(90)
+            ]
+            live.run_sync(live.services.ticks.write(TickBatch.from_ticks(rows)))
+            quote = api.quote(symbol)
+            assert (quote.ts_ns, quote.price, quote.bid, quote.ask) == (t0 + 89 * SECOND_NS, 189.0, 188.5, 189.5)
+            assert symbol in [q.symbol for q in api.quotes()]
+            window = api.ticks(symbol, start_ns=t0 + 5 * SECOND_NS, end_ns=t0 + 50 * SECOND_NS, limit=3)
+            assert [t.price for t in window.ticks] == [105.0, 106.0, 107.0]
+            bars = api.bars(symbol, "1m", start_ns=t0, end_ns=t0 + 2 * MINUTE_NS).bars
+            assert [(b.start_ns, b.open, b.close, b.trades) for b in bars] == [
+                (t0, 100.0, 159.0, 60),
+                (t0 + MINUTE_NS, 160.0, 189.0, 30),
+            ]
+            with pytest.raises(NotFound):
+                api.quote("ZZZ9")
+
+            assert api.risk_limits().max_position == D(5_000)
+            assert api.models().models == []
+            with pytest.raises(NotFound):
+                api.promoted_model()
+            halted = ops.set_trading_state("HALTED", "client drill")
+            assert (halted.state.value, halted.reason) == ("HALTED", "client drill")
+            assert api.trading_state().state.value == "HALTED"
+            ops.set_trading_state("ACTIVE", "drill over")
+            assert api.health().status == "ok"
+            assert api.ready().status == "ready"
+            assert api.signal("AAA") is None
+            assert api.signal_history("AAA") == []
+
+    await asyncio.to_thread(scenario)
 
 
 async def test_errors_map_to_their_exceptions_with_the_field(live: LiveServer) -> None:
