@@ -126,6 +126,15 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
             gc_time[phase == "stop"] += time.perf_counter() * (1 if phase == "stop" else -1)
 
         gc.callbacks.append(gc_clock)
+        lags: list[float] = []
+
+        async def lag_monitor() -> None:  # how long the event loop was busy when a 1 ms timer was due
+            while True:
+                due = time.perf_counter() + 0.001
+                await asyncio.sleep(0.001)
+                lags.append(time.perf_counter() - due)
+
+        monitor = asyncio.get_running_loop().create_task(lag_monitor())
         profiler = cProfile.Profile() if args.profile else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -146,6 +155,9 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
             profiler.dump_stats(args.profile)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         gc.callbacks.remove(gc_clock)
+        monitor.cancel()
+        lags.sort()
+        lag_p99, lag_max = (lags[int(len(lags) * 0.99)], lags[-1]) if lags else (0.0, 0.0)
         if freezer is not None:
             freezer.cancel()
         counters = [e.state.counters for e in engines]
@@ -155,7 +167,8 @@ async def _run(args: argparse.Namespace, redis_url: str) -> None:
             f"admission statements {sum(e.admission.writer.statements for e in engines)}, "
             f"conflicts {sum(c.admission_retries for c in counters)}, "
             f"locked turns {sum(getattr(c, 'locked_admissions', 0) for c in counters)}; "
-            f"{(gc_time[0] + gc_time[1]) * 1e3:.0f} ms in the GC"
+            f"{(gc_time[0] + gc_time[1]) * 1e3:.0f} ms in the GC; event loop lag p99 {lag_p99 * 1e3:.1f} ms, "
+            f"max {lag_max * 1e3:.1f} ms"
         )
         if args.objects:
             gc.unfreeze()

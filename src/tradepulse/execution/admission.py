@@ -53,6 +53,8 @@ from tradepulse.storage.ledger_store import AdmissionTx, LedgerStore, LedgerUnav
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 20
+#: most orders in one admission statement (whole batches; encoding a statement holds the event loop)
+_MAX_STATEMENT = 1_024
 #: how long an account stays contended (admitted under the ledger's lock) after another engine overtook this one
 CONTENDED_S = 1.0
 
@@ -102,11 +104,12 @@ class _Job:
 
 
 class LedgerWriter:
-    """Group commit for admissions: one statement in flight; everything queued meanwhile goes in the next one.
+    """Group commit for admissions: one statement in flight; what queued meanwhile goes in the next one.
 
     Batches read concurrently queue their (already risk-checked, in arrival order) records here; the writer sends
-    them all in one admission statement that follows the account's last admission and records a new one, so a
-    burst costs one commit, and an order waits for at most one commit before its own.
+    them (whole batches, up to :data:`_MAX_STATEMENT` orders) in one admission statement that follows the
+    account's last admission and records a new one, so a burst costs one commit, and an order waits for about
+    one commit before its own.
     """
 
     def __init__(self, store: LedgerStore, state: EngineState) -> None:
@@ -140,7 +143,12 @@ class LedgerWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            jobs, self._queue = self._queue, []
+            jobs: list[_Job] = []
+            size = 0
+            while self._queue and (not jobs or size + len(self._queue[0].records) <= _MAX_STATEMENT):
+                job = self._queue.pop(0)
+                jobs.append(job)
+                size += len(job.records)
             records = [r for job in jobs for r in job.records]
             accounts = sorted({a for job in jobs for a in job.accounts})
             expected: dict[str, tuple[int, str]] = {}

@@ -23,10 +23,9 @@ log = logging.getLogger(__name__)
 class Booker:
     """Batches BookItems into ledger bookings (see the module docstring)."""
 
-    def __init__(
-        self, ledger: Ledger, *, max_items: int = 4_096, retry_s: float = 0.25, interval_s: float = 0.0
-    ) -> None:
+    def __init__(self, ledger: Ledger, *, max_items: int = 512, retry_s: float = 0.25, interval_s: float = 0.0) -> None:
         self.ledger = ledger
+        #: most orders per booking: a booking's Python part holds the event loop (about 10 us an order)
         self.max_items = max_items
         #: wait this long after a booking before the next one, so that a trickle of fills books in few
         #: transactions (bookings are off the reporting path: clients already have the fills)

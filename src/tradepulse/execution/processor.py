@@ -35,6 +35,9 @@ from tradepulse.risk.book import AccountRisk
 
 log = logging.getLogger(__name__)
 
+#: most inputs applied in one turn of the event loop (a slice takes a few milliseconds)
+_CHUNK = 512
+
 
 @dataclass(frozen=True, slots=True)
 class Internal:
@@ -113,11 +116,13 @@ class ReportProcessor:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            inputs, self._inputs = self._inputs, []
+            inputs, self._inputs = self._inputs[:_CHUNK], self._inputs[_CHUNK:]
             try:
                 self.process(inputs)
             except Exception:
                 log.exception("report processor failed on a batch of %d inputs", len(inputs))
+            if self._inputs:
+                await asyncio.sleep(0)  # a long backlog in slices: other tasks run in between
 
     def process(self, inputs: list[VenueReport | Internal]) -> None:
         """Apply ``inputs`` in order; queue the events for publishing and the changes for booking."""
