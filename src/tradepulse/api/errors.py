@@ -20,6 +20,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
+from tradepulse.api.schemas import ErrorBody, ErrorDetail
+
 log = logging.getLogger("tradepulse.api")
 
 _CODES = {
@@ -40,18 +42,6 @@ _CODES = {
 }
 _AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
-
-
-class ErrorDetail(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
-    message: str
-    field: str | None = None
-
-
-class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
-    """The body of every error response."""
-
-    error: ErrorDetail
 
 
 class ApiError(HTTPException):

@@ -17,46 +17,17 @@ import contextlib
 import logging
 import time
 from collections import deque
-from decimal import Decimal
 
 import msgspec
 from redis.exceptions import RedisError
 
 from tradepulse.api.compression import CompressedBody
+from tradepulse.api.schemas import SignalList, SignalOut
 from tradepulse.bus import BusUnavailable, Transport
 from tradepulse.bus.streams import SIGNALS
-from tradepulse.domain import Signal, SignalAction
+from tradepulse.domain import Signal
 
 log = logging.getLogger(__name__)
-
-
-class SignalOut(msgspec.Struct, frozen=True, kw_only=True):
-    """A model signal as the API returns it (``price`` is a decimal string; times are ``*_ns`` integers)."""
-
-    symbol: str
-    action: SignalAction
-    confidence: float
-    model_version: str
-    ts_ns: int
-    price: Decimal | None = None
-    #: P(SELL), P(HOLD), P(BUY)
-    probabilities: tuple[float, float, float] | None = None
-
-    @classmethod
-    def of(cls, s: Signal) -> SignalOut:
-        return cls(
-            symbol=s.symbol,
-            action=s.action,
-            confidence=s.confidence,
-            model_version=s.model_version,
-            ts_ns=s.ts_ns,
-            price=s.price,
-            probabilities=s.probabilities,
-        )
-
-
-class SignalList(msgspec.Struct, frozen=True, kw_only=True):
-    signals: list[SignalOut]
 
 
 _encoder = msgspec.json.Encoder()

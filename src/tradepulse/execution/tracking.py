@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from tradepulse.domain import (
     Fill,
@@ -69,24 +70,16 @@ class Applied:
     released: Decimal = ZERO
 
 
-def _step(t: Tracked, event: OrderEvent, out: Applied) -> None:
+def _emit(t: Tracked, cls: type[OrderEvent], out: Applied, **fields: Any) -> None:
+    """Build ``cls`` for ``t`` (naming its account and symbol, so the feed can route it), apply it, record it."""
+    event = cls(client_order_id=t.client_order_id, account_id=t.order.account_id, symbol=t.order.symbol, **fields)
     t.order = t.order.apply(event)
     out.events.append(event)
 
 
 def _accept_if_needed(t: Tracked, venue_order_id: str | None, ts: int, out: Applied) -> None:
     if t.order.status in _AWAITING_ACK:
-        _step(
-            t,
-            OrderAccepted(
-                client_order_id=t.client_order_id,
-                account_id=t.order.account_id,
-                symbol=t.order.symbol,
-                venue_order_id=venue_order_id,
-                ts_ns=ts,
-            ),
-            out,
-        )
+        _emit(t, OrderAccepted, out, venue_order_id=venue_order_id, ts_ns=ts)
 
 
 def _fill(t: Tracked, fill: Fill, ts: int, out: Applied) -> None:
@@ -95,13 +88,7 @@ def _fill(t: Tracked, fill: Fill, ts: int, out: Applied) -> None:
     _accept_if_needed(t, fill.venue_order_id, ts, out)
     complete = t.order.filled_quantity + fill.quantity == t.order.quantity
     cls = OrderFilled if complete else OrderPartiallyFilled
-    _step(
-        t,
-        cls(
-            client_order_id=t.client_order_id, account_id=t.order.account_id, symbol=t.order.symbol, fill=fill, ts_ns=ts
-        ),
-        out,
-    )
+    _emit(t, cls, out, fill=fill, ts_ns=ts)
     t.fill_ids.add(fill.fill_id)
     out.fills.append(fill)
 
@@ -111,29 +98,9 @@ def _close(t: Tracked, status: OrderStatus, message: str, ts: int, out: Applied)
         return
     leaves = t.order.quantity - t.order.filled_quantity
     if status is OrderStatus.CANCELED:
-        _step(
-            t,
-            OrderCanceled(
-                client_order_id=t.client_order_id,
-                account_id=t.order.account_id,
-                symbol=t.order.symbol,
-                message=message,
-                ts_ns=ts,
-            ),
-            out,
-        )
+        _emit(t, OrderCanceled, out, message=message, ts_ns=ts)
     else:
-        _step(
-            t,
-            OrderExpired(
-                client_order_id=t.client_order_id,
-                account_id=t.order.account_id,
-                symbol=t.order.symbol,
-                message=message,
-                ts_ns=ts,
-            ),
-            out,
-        )
+        _emit(t, OrderExpired, out, message=message, ts_ns=ts)
     out.released += leaves
     t.deferred = None
 
@@ -141,18 +108,7 @@ def _close(t: Tracked, status: OrderStatus, message: str, ts: int, out: Applied)
 def _reject(t: Tracked, reason: RejectReason, message: str, ts: int, out: Applied) -> None:
     if t.order.status not in _AWAITING_ACK:
         return
-    _step(
-        t,
-        OrderRejected(
-            client_order_id=t.client_order_id,
-            account_id=t.order.account_id,
-            symbol=t.order.symbol,
-            reason=reason,
-            message=message,
-            ts_ns=ts,
-        ),
-        out,
-    )
+    _emit(t, OrderRejected, out, reason=reason, message=message, ts_ns=ts)
     out.released += t.order.quantity
 
 
@@ -209,17 +165,7 @@ def mark_unknown(t: Tracked, message: str, ts: int) -> Applied:
     """The call that sent ``t`` timed out: it is UNKNOWN until the venue says (if no report beat us to it)."""
     out = Applied()
     if t.order.status is OrderStatus.NEW:
-        _step(
-            t,
-            OrderUnknown(
-                client_order_id=t.client_order_id,
-                account_id=t.order.account_id,
-                symbol=t.order.symbol,
-                message=message,
-                ts_ns=ts,
-            ),
-            out,
-        )
+        _emit(t, OrderUnknown, out, message=message, ts_ns=ts)
     t.needs_query = True
     return out
 

@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from litestar.params import Parameter
 
-#: free text the API stores (reasons, names): no control characters (PostgreSQL text cannot hold NUL, and a
-#: newline in a reason would forge log lines); use as ``msgspec.Meta(pattern=NO_CONTROL_CHARS, max_length=...)``
-NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f]*$"
+from tradepulse.api.schemas import NO_CONTROL_CHARS
+
 SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}$"
 #: an instrument symbol in a path: letters, digits and ``. _ : / -``, at most 32 characters
 Symbol = Annotated[str, Parameter(pattern=SYMBOL_PATTERN, max_length=32, description="Instrument symbol.")]

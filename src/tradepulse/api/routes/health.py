@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
 from litestar import Response, Router, get
 from litestar.openapi import ResponseSpec
 
+from tradepulse.api.schemas import Check, Health, Readiness
 from tradepulse.api.services import ServicesDep
 
 #: a dependency that does not answer within this long counts as down
 CHECK_TIMEOUT_S = 2.0
-
-
-class Health(msgspec.Struct, frozen=True, kw_only=True):
-    status: str
-
-
-class Check(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    ok: bool
-    #: what is wrong (no addresses or credentials), or "" when ok
-    detail: str = ""
-
-
-class Readiness(msgspec.Struct, frozen=True, kw_only=True):
-    status: str
-    checks: list[Check]
 
 
 @get("/health", opt={"exclude_from_auth": True}, sync_to_thread=False, summary="Liveness")

@@ -8,84 +8,18 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-import msgspec
 from litestar import Router, get
 from litestar.params import Parameter
 
 from tradepulse.api.auth import Scope, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError
 from tradepulse.api.routes.common import Symbol, time_ns_param
+from tradepulse.api.schemas import BarList, BarOut, Quote, QuoteList, TickList, TickOut
 from tradepulse.api.services import ServicesDep
-from tradepulse.domain import Tick
 
 MAX_TICKS = 10_000
 MAX_BARS = 10_000
 HOUR_NS = 3_600 * 1_000_000_000
-
-
-class Quote(msgspec.Struct, frozen=True, kw_only=True):
-    """The latest tick of a symbol: last trade and the prevailing quote."""
-
-    symbol: str
-    ts_ns: int
-    price: float
-    size: float
-    bid: float
-    ask: float
-    bid_size: float
-    ask_size: float
-
-    @classmethod
-    def of(cls, t: Tick) -> Quote:
-        return cls(
-            symbol=t.symbol,
-            ts_ns=t.ts_ns,
-            price=t.price,
-            size=t.size,
-            bid=t.bid,
-            ask=t.ask,
-            bid_size=t.bid_size,
-            ask_size=t.ask_size,
-        )
-
-
-class QuoteList(msgspec.Struct, frozen=True, kw_only=True):
-    quotes: list[Quote]
-
-
-class TickOut(msgspec.Struct, frozen=True, kw_only=True, array_like=False):
-    ts_ns: int
-    price: float
-    size: float
-    bid: float
-    ask: float
-    bid_size: float
-    ask_size: float
-
-
-class TickList(msgspec.Struct, frozen=True, kw_only=True):
-    symbol: str
-    start_ns: int
-    end_ns: int
-    ticks: list[TickOut]
-
-
-class BarOut(msgspec.Struct, frozen=True, kw_only=True):
-    start_ns: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    #: null where nothing traded
-    vwap: float | None
-    trades: int
-
-
-class BarList(msgspec.Struct, frozen=True, kw_only=True):
-    symbol: str
-    interval: str
-    bars: list[BarOut]
 
 
 def _range(start_ns: int | None, end_ns: int | None, default_span_ns: int) -> tuple[int, int]:

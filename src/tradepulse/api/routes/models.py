@@ -4,43 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Router, get
 from litestar.params import Parameter
 
 from tradepulse.api.auth import Scope, requires
 from tradepulse.api.errors import NOT_FOUND, ApiError
+from tradepulse.api.schemas import ModelDetail, ModelList, ModelSummary
 from tradepulse.api.services import ServicesDep
 from tradepulse.ml.registry import ModelRecord, RegistryError
 
 VersionParam = Annotated[str, Parameter(pattern=r"^v[0-9]{4,9}$", description="Model version (v0001, ...).")]
-
-
-class ModelSummary(msgspec.Struct, frozen=True, kw_only=True):
-    version: str
-    kind: str
-    created: str
-    promoted: bool
-
-
-class ModelList(msgspec.Struct, frozen=True, kw_only=True):
-    promoted: str | None
-    models: list[ModelSummary]
-
-
-class ModelDetail(msgspec.Struct, frozen=True, kw_only=True):
-    """A model version and what its training measured (walk-forward metrics, the random-walk control, ...)."""
-
-    version: str
-    kind: str
-    created: str
-    promoted: bool
-    metrics: dict[str, Any]
-    params: dict[str, Any]
-    labels: dict[str, Any]
-    validation: dict[str, Any]
-    data: dict[str, Any]
-    training_seconds: float | None = None
 
 
 def _detail(record: ModelRecord, promoted: str | None) -> ModelDetail:

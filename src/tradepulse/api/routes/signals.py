@@ -15,8 +15,8 @@ from litestar.params import Parameter
 from tradepulse.api.auth import Scope, requires
 from tradepulse.api.compression import encoded_response
 from tradepulse.api.routes.common import Symbol
+from tradepulse.api.schemas import SignalList
 from tradepulse.api.services import Services, ServicesDep
-from tradepulse.api.signal_board import SignalList
 
 
 @get(["/signals", "/v1/signals"], sync_to_thread=False, summary="Latest signal per symbol")
