@@ -49,7 +49,7 @@ class Services:
     key_cache: KeyCache = field(default_factory=lambda: KeyCache(5.0))
     #: the WebSocket fan-out (one reader per stream per process; readers start with the first subscriber)
     feed: LiveFeed | None = None
-    #: the orders/positions/rebalance service (api/trading_service.py, helper B); built on first use
+    #: the orders/positions/rebalance service (api/trading_service.py); built on first use
     trading: Any = None
 
 
