@@ -146,6 +146,9 @@ class OrderClient:
         self.record = record
         #: waiters by client order id (a list: the same id may be submitted again while the first wait is on)
         self._waiting: dict[str, list[_Waiter]] = {}
+        #: called with the account id of every order event on ``reports`` (any process's orders), e.g. to drop
+        #: what a reader cached for that account; an event that names no account is passed as ""
+        self.listeners: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._after = "$"
         self.received = 0
@@ -172,11 +175,16 @@ class OrderClient:
             delay = 0.05
             now = time.time_ns()
             waiting = self._waiting
+            listeners = self.listeners
             for delivery in deliveries:
                 report = delivery.message
                 if not isinstance(report, ExecutionReport):
                     continue
                 for item in report.items:
+                    if listeners:
+                        account = getattr(item, "account_id", "")
+                        for listener in listeners:
+                            listener(account)
                     waiters = waiting.get(item.client_order_id)
                     if waiters is None:
                         continue

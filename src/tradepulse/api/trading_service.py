@@ -25,10 +25,12 @@ before the booking; a GET right after may still show the order as the ledger had
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 from typing import Any, Literal
 
@@ -65,7 +67,7 @@ from tradepulse.domain import (
 )
 from tradepulse.domain.money import EXACT
 from tradepulse.portfolio.cli import options_from
-from tradepulse.portfolio.ledger import Ledger
+from tradepulse.portfolio.ledger import AccountSummary, Ledger
 from tradepulse.portfolio.rebalance import RebalancePlan, RebalanceProblem, Security, build_problem, rebalance
 from tradepulse.portfolio.rebalance_execute import ExecutionError, execute_plan
 from tradepulse.portfolio.rebalance_problem import MAX_WEIGHT_DECIMALS, RebalanceInputError, RebalanceOptions
@@ -79,6 +81,10 @@ DEFAULT_LIMIT = 100
 #: numbers in requests: below 10**15 and at most 12 decimals (so 1e308 or a 40-digit decimal is a 422)
 MAX_MAGNITUDE = Decimal(10) ** 15
 MAX_DECIMALS = 12
+#: an account's ledger summary serves GET positions / account this long (seconds), see TradingService._summary
+SUMMARY_TTL_S = 0.05
+#: ... but none is cached while the account had an order event this recently (its fills may still be booking)
+SUMMARY_QUIET_S = 1.0
 _REBALANCE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,24}$")
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 REBALANCE_PREFIX = "rb"
@@ -195,12 +201,50 @@ class TradingService:
     client: OrderClient
     instruments: InstrumentRegistry
     timeout_s: float = 5.0
+    #: how long an account's ledger summary serves GET positions / account (0: never cached); see _summary
+    summary_ttl_s: float = SUMMARY_TTL_S
+    #: no summary is cached while the account had an order event this recently (its fills may still be booking)
+    summary_quiet_s: float = SUMMARY_QUIET_S
+    _summaries: dict[str, tuple[float, asyncio.Task[AccountSummary | None]]] = field(default_factory=dict)
+    _last_event: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def create(
         cls, settings: Settings, store: LedgerStore, client: OrderClient, *, timeout_s: float = 5.0
     ) -> TradingService:
-        return cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
+        svc = cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
+        client.listeners.append(svc.order_event)
+        return svc
+
+    def order_event(self, account_id: str) -> None:
+        """An order event of ``account_id`` (any process's, from the reports stream; or this process's own
+        answer): drop its cached summary and cache none for ``summary_quiet_s``."""
+        self._last_event[account_id] = time.monotonic()
+        self._summaries.pop(account_id, None)
+
+    async def _summary(self, account_id: str) -> AccountSummary | None:
+        """The account's ledger summary, one read shared by concurrent requests and cached for ``summary_ttl_s``
+        from the moment its read started, unless the account had an order event within ``summary_quiet_s`` (see
+        :meth:`order_event`): a GET may show marks up to ``summary_ttl_s`` old, an order's bookings as now."""
+        now = time.monotonic()
+        if self.summary_ttl_s <= 0 or now - self._last_event.get(account_id, -math.inf) < self.summary_quiet_s:
+            return await self._read_summary(account_id)
+        entry = self._summaries.get(account_id)
+        if entry is None or now - entry[0] >= self.summary_ttl_s:
+            task = asyncio.get_running_loop().create_task(self._read_summary(account_id))
+            entry = self._summaries[account_id] = (now, task)
+            task.add_done_callback(lambda t: self._read_done(account_id, t))
+        return await asyncio.shield(entry[1])  # a request that goes away never cancels the shared read
+
+    async def _read_summary(self, account_id: str) -> AccountSummary | None:
+        summary: AccountSummary | None = await self._ledger(Ledger(self.store).summary(account_id))
+        return summary
+
+    def _read_done(self, account_id: str, task: asyncio.Task[AccountSummary | None]) -> None:
+        if task.cancelled() or task.exception() is not None:  # a failed read is never served again
+            entry = self._summaries.get(account_id)
+            if entry is not None and entry[1] is task:
+                del self._summaries[account_id]
 
     # -- orders -------------------------------------------------------------------------------------------------
 
@@ -437,8 +481,7 @@ class TradingService:
 
     async def positions(self, account_id: str) -> list[PositionView]:
         """Return the account's positions (flat ones too: they carry realized PnL), by symbol."""
-        ledger = Ledger(self.store)
-        summary = await self._ledger(ledger.summary(account_id))
+        summary = await self._summary(account_id)
         if summary is None:
             raise NotFound(f"no account {account_id!r}")
         return [
@@ -484,7 +527,7 @@ class TradingService:
 
     async def account(self, account_id: str) -> AccountView:
         """Return cash, the positions' value at the marks, equity, realized and unrealized PnL and fees."""
-        summary = await self._ledger(Ledger(self.store).summary(account_id))
+        summary = await self._summary(account_id)
         if summary is None:
             raise NotFound(f"no account {account_id!r}")
         a = summary.account

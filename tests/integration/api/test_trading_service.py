@@ -437,3 +437,44 @@ async def test_a_repeated_id_without_an_engine_answer_is_existing_from_the_ledge
         return rec is not None and rec.order.is_terminal
 
     await until_async(final, 20, "the pending order ended after the engine restarted")
+
+
+async def test_positions_and_account_share_one_cached_summary_dropped_by_the_accounts_order_events(
+    trading: Trading,
+) -> None:
+    await trading.service.submit(req("s-1", qty="10"), "default")
+    await trading.harness.quiet()
+    svc = TradingService.create(trading.settings, trading.store, trading.client)
+    svc.summary_ttl_s = 3600.0  # no expiry within the test: only order events drop the entry
+    svc.summary_quiet_s = 3600.0  # after an event of the account, no caching for the rest of the test
+    store = trading.store
+    reads: list[str] = []
+    account_of = store.account
+
+    async def counting(account_id: str) -> object:
+        reads.append(account_id)
+        return await account_of(account_id)
+
+    store.account = counting  # type: ignore[method-assign]
+    try:
+        together = await asyncio.gather(*(svc.positions("default") for _ in range(5)))
+        assert reads == ["default"]  # one read for concurrent requests
+        assert all(p == together[0] for p in together)
+        assert (await svc.account("default")).positions == 1
+        assert (await svc.position("AAA", "default")).quantity == D(10)
+        assert reads == ["default"]  # cached
+        await svc.account(B)
+        assert reads == ["default", B]  # per account
+        # another account's order event leaves "default" cached; its own drops it, and none is cached after it
+        status, _ = await svc.submit(req("s-b", qty="1"), B)
+        assert status == 201
+        await svc.positions("default")
+        assert reads == ["default", B]
+        status, _ = await svc.submit(req("s-2", qty="5"), "default")
+        assert status == 201
+        await trading.harness.quiet()
+        assert (await svc.position("AAA", "default")).quantity == D(15)
+        assert (await svc.position("AAA", "default")).quantity == D(15)
+        assert reads == ["default", B, "default", "default"]
+    finally:
+        del store.account
