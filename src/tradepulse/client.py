@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -107,17 +107,26 @@ def fold_order(start: Order, events: Sequence[ReportItem]) -> Order:
 
 
 class _Waiter:
-    __slots__ = ("future", "result", "until")
+    __slots__ = ("future", "result", "until", "until_for")
 
-    def __init__(self, coid: str, until: Wait, future: asyncio.Future[OrderResult]) -> None:
+    def __init__(
+        self,
+        coid: str,
+        until: Wait,
+        future: asyncio.Future[OrderResult],
+        until_for: Callable[[Order], Wait] | None = None,
+    ) -> None:
         self.result = OrderResult(coid)
         self.until = until
         self.future = future
+        self.until_for = until_for
 
     def offer(self, item: ReportItem) -> None:
         self.result.events.append(item)
         if self.future.done():
             return
+        if self.until_for is not None and isinstance(item, Order):  # a repeated id: wait as its order says
+            self.until = self.until_for(item)
         if is_terminal_item(item) or (
             self.until == "accepted" and isinstance(item, OrderAccepted | Order | OrderPartiallyFilled)
         ):
@@ -137,6 +146,9 @@ class OrderClient:
         self.record = record
         #: waiters by client order id (a list: the same id may be submitted again while the first wait is on)
         self._waiting: dict[str, list[_Waiter]] = {}
+        #: called with the account id of every order event on ``reports`` (any process's orders), e.g. to drop
+        #: what a reader cached for that account; an event that names no account is passed as ""
+        self.listeners: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._after = "$"
         self.received = 0
@@ -163,11 +175,16 @@ class OrderClient:
             delay = 0.05
             now = time.time_ns()
             waiting = self._waiting
+            listeners = self.listeners
             for delivery in deliveries:
                 report = delivery.message
                 if not isinstance(report, ExecutionReport):
                     continue
                 for item in report.items:
+                    if listeners:
+                        account = getattr(item, "account_id", "")
+                        for listener in listeners:
+                            listener(account)
                     waiters = waiting.get(item.client_order_id)
                     if waiters is None:
                         continue
@@ -176,9 +193,18 @@ class OrderClient:
                     for waiter in waiters:
                         waiter.offer(item)
 
-    async def submit(self, cmd: SubmitOrder, *, timeout: float = 5.0, until: Wait = "terminal") -> OrderResult:
-        """Publish ``cmd`` and return once a report ends the wait (a terminal one by default)."""
-        return await self._send(cmd.client_order_id, order_stream(cmd.symbol, self.partitions), cmd, timeout, until)
+    async def submit(
+        self,
+        cmd: SubmitOrder,
+        *,
+        timeout: float = 5.0,
+        until: Wait = "terminal",
+        until_for: Callable[[Order], Wait] | None = None,
+    ) -> OrderResult:
+        """Publish ``cmd`` and return once a report ends the wait (a terminal one by default). When the engine
+        answers with an ``Order`` (the id was used before), ``until_for(order)``, if given, replaces ``until``."""
+        stream = order_stream(cmd.symbol, self.partitions)
+        return await self._send(cmd.client_order_id, stream, cmd, timeout, until, until_for)
 
     async def cancel(self, client_order_id: str, symbol: str, *, timeout: float = 5.0) -> OrderResult:
         """Ask to cancel an order and return once it is terminal (canceled, or already filled or closed)."""
@@ -194,12 +220,18 @@ class OrderClient:
         )
 
     async def _send(
-        self, coid: str, stream: str, cmd: SubmitOrder | CancelOrder, timeout: float, until: Wait
+        self,
+        coid: str,
+        stream: str,
+        cmd: SubmitOrder | CancelOrder,
+        timeout: float,
+        until: Wait,
+        until_for: Callable[[Order], Wait] | None = None,
     ) -> OrderResult:
         if self._task is None:
             raise RuntimeError("OrderClient.start() must be awaited before submitting")
         future: asyncio.Future[OrderResult] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(coid, until, future)
+        waiter = _Waiter(coid, until, future, until_for)
         self._waiting.setdefault(coid, []).append(waiter)
         started = time.time_ns()
         try:

@@ -46,6 +46,7 @@ from tradepulse.api.metrics import MetricsMiddleware, metrics
 from tradepulse.api.routes import health, market, models, portfolio, risk, signals, trading, ws
 from tradepulse.api.services import Services, open_services
 from tradepulse.config import Settings
+from tradepulse.execution.gcpolicy import freeze_now
 
 ROUTERS: list[Router] = [
     health.router,
@@ -280,7 +281,16 @@ def app_factory() -> Litestar:
 
     settings = service_settings()
     setup_logging(settings.log_level)  # a worker process logs like the launcher
-    return create_app(settings=settings)
+    return create_app(settings=settings, lifespan=[_freeze_heap])
+
+
+@contextlib.asynccontextmanager
+async def _freeze_heap(app: Litestar) -> AsyncIterator[None]:
+    """Once the worker's services are open (the lifespan hook after them): collect, then freeze what is alive
+    (libraries, the app, its caches), so the collections that requests trigger never walk it again (see
+    :mod:`tradepulse.execution.gcpolicy`; the signal service does the same)."""
+    freeze_now()
+    yield
 
 
 __all__ = ["ROUTERS", "app_factory", "create_app"]

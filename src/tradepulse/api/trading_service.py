@@ -8,10 +8,12 @@ Submitting an order (:meth:`TradingService.submit`):
 
 * the request is checked first (types, finite positive numbers of sane size, the symbol is an instrument, price
   on the tick, quantity on the lot): a bad one is a 422 naming the field, and nothing is published;
-* a client order id already in the ledger is answered from there: the same account gets its order back
-  (``existing``, 200), another account a 409; nothing is executed again;
-* a new one is published through the :class:`~tradepulse.client.OrderClient`; MARKET, IOC and FOK orders are
-  awaited until final, the others until the venue accepted them (or they ended); no answer within
+* every valid request is published through the :class:`~tradepulse.client.OrderClient` (no ledger lookup
+  first: the engine is idempotent by client order id). A repeated id is answered by the engine with the order
+  as it stands (an ``Order`` item), never executed again: the same account gets it back with its fills
+  (``existing``, 200), another account a 409;
+* a new one is awaited: MARKET, IOC and FOK orders
+  until final, the others until the venue accepted them (or they ended); no answer within
   ``timeout_s`` gives ``pending`` (202) with what is known. A risk rejection is a normal outcome: the order
   exists (in the ledger too), with status REJECTED and its ``reject_reason``, answered as ``created`` (201).
   422 is only for requests the engine never saw.
@@ -23,10 +25,12 @@ before the booking; a GET right after may still show the order as the ledger had
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, localcontext
 from typing import Any, Literal
 
@@ -63,7 +67,7 @@ from tradepulse.domain import (
 )
 from tradepulse.domain.money import EXACT
 from tradepulse.portfolio.cli import options_from
-from tradepulse.portfolio.ledger import Ledger
+from tradepulse.portfolio.ledger import AccountSummary, Ledger
 from tradepulse.portfolio.rebalance import RebalancePlan, RebalanceProblem, Security, build_problem, rebalance
 from tradepulse.portfolio.rebalance_execute import ExecutionError, execute_plan
 from tradepulse.portfolio.rebalance_problem import MAX_WEIGHT_DECIMALS, RebalanceInputError, RebalanceOptions
@@ -77,6 +81,10 @@ DEFAULT_LIMIT = 100
 #: numbers in requests: below 10**15 and at most 12 decimals (so 1e308 or a 40-digit decimal is a 422)
 MAX_MAGNITUDE = Decimal(10) ** 15
 MAX_DECIMALS = 12
+#: an account's ledger summary serves GET positions / account this long (seconds), see TradingService._summary
+SUMMARY_TTL_S = 0.05
+#: ... but none is cached while the account had an order event this recently (its fills may still be booking)
+SUMMARY_QUIET_S = 1.0
 _REBALANCE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,24}$")
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 REBALANCE_PREFIX = "rb"
@@ -193,12 +201,50 @@ class TradingService:
     client: OrderClient
     instruments: InstrumentRegistry
     timeout_s: float = 5.0
+    #: how long an account's ledger summary serves GET positions / account (0: never cached); see _summary
+    summary_ttl_s: float = SUMMARY_TTL_S
+    #: no summary is cached while the account had an order event this recently (its fills may still be booking)
+    summary_quiet_s: float = SUMMARY_QUIET_S
+    _summaries: dict[str, tuple[float, asyncio.Task[AccountSummary | None]]] = field(default_factory=dict)
+    _last_event: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def create(
         cls, settings: Settings, store: LedgerStore, client: OrderClient, *, timeout_s: float = 5.0
     ) -> TradingService:
-        return cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
+        svc = cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
+        client.listeners.append(svc.order_event)
+        return svc
+
+    def order_event(self, account_id: str) -> None:
+        """An order event of ``account_id`` (any process's, from the reports stream; or this process's own
+        answer): drop its cached summary and cache none for ``summary_quiet_s``."""
+        self._last_event[account_id] = time.monotonic()
+        self._summaries.pop(account_id, None)
+
+    async def _summary(self, account_id: str) -> AccountSummary | None:
+        """The account's ledger summary, one read shared by concurrent requests and cached for ``summary_ttl_s``
+        from the moment its read started, unless the account had an order event within ``summary_quiet_s`` (see
+        :meth:`order_event`): a GET may show marks up to ``summary_ttl_s`` old, an order's bookings as now."""
+        now = time.monotonic()
+        if self.summary_ttl_s <= 0 or now - self._last_event.get(account_id, -math.inf) < self.summary_quiet_s:
+            return await self._read_summary(account_id)
+        entry = self._summaries.get(account_id)
+        if entry is None or now - entry[0] >= self.summary_ttl_s:
+            task = asyncio.get_running_loop().create_task(self._read_summary(account_id))
+            entry = self._summaries[account_id] = (now, task)
+            task.add_done_callback(lambda t: self._read_done(account_id, t))
+        return await asyncio.shield(entry[1])  # a request that goes away never cancels the shared read
+
+    async def _read_summary(self, account_id: str) -> AccountSummary | None:
+        summary: AccountSummary | None = await self._ledger(Ledger(self.store).summary(account_id))
+        return summary
+
+    def _read_done(self, account_id: str, task: asyncio.Task[AccountSummary | None]) -> None:
+        if task.cancelled() or task.exception() is not None:  # a failed read is never served again
+            entry = self._summaries.get(account_id)
+            if entry is not None and entry[1] is task:
+                del self._summaries[account_id]
 
     # -- orders -------------------------------------------------------------------------------------------------
 
@@ -262,24 +308,25 @@ class TradingService:
     async def submit(self, req: OrderRequest, account_id: str) -> tuple[int, OrderResponse]:
         """Submit an order for ``account_id``; return (HTTP status, answer). See the module docstring."""
         cmd = self.validate(req, account_id)
-        record = await self._record(cmd.client_order_id)
-        if record is not None:
-            return 200, await self._existing(record, account_id)
+        # No ledger lookup first: the engine is idempotent by client order id and answers a repeated one with the
+        # order as it stands (an ``Order`` item), whose account decides 200 (ours) or 409 (another's).
         try:
             result = await self.client.submit(
-                cmd, timeout=self.timeout_s, until=self.wait_for(cmd.order_type, cmd.time_in_force)
+                cmd,
+                timeout=self.timeout_s,
+                until=self.wait_for(cmd.order_type, cmd.time_in_force),
+                until_for=self._wait_for_order,
             )
         except OrderTimeout:
-            return 202, await self._pending(cmd)
+            return await self._pending(cmd)
         except BusUnavailable as exc:
             raise Unavailable(f"the order bus is unavailable: {exc}") from None
         answer = next((e for e in result.events if isinstance(e, Order)), None)
         if answer is not None:
-            # the engine answered as for a duplicate: another submit of this id got in first
+            # the engine answered as for a duplicate: an earlier (or concurrent) submit of this id got in first
             if answer.account_id != account_id:
                 raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
-            order = fold(answer, result.events)
-            return 200, OrderResponse(outcome="existing", order=OrderView.of(order), fills=_fills_of(result))
+            return 200, await self._existing(fold(answer, result.events), result.events)
         # The wait follows the client order id, so a concurrent submit of the same id by another account could
         # end it with that order's reports. Each report names the account of its order: when they all name this
         # one, the order is ours (no ledger round trip); otherwise (another account, or an engine whose reports
@@ -291,51 +338,37 @@ class TradingService:
         order = fold(Order.from_submit(cmd), result.events)
         return 201, OrderResponse(outcome="created", order=OrderView.of(order), fills=_fills_of(result))
 
-    async def _existing(self, record: OrderRecord, account_id: str) -> OrderResponse:
-        """Answer a repeated client order id. A final order is answered from the ledger (its fills are all
-        booked with its final state); an open one is asked of the engine, whose answer to a repeated submit is
-        the order as it stands now (the ledger books a moment after the reports), never a second execution."""
-        order = record.order
-        if order.account_id != account_id:
-            raise Conflict(f"client order id {order.client_order_id!r} is taken", field="body.client_order_id")
-        events: list[Any] = []
-        if not order.is_terminal:
-            again = SubmitOrder(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                order_type=order.order_type,
-                limit_price=order.limit_price,
-                stop_price=order.stop_price,
-                time_in_force=order.time_in_force,
-                strategy_id=order.strategy_id,
-                account_id=order.account_id,
-                ts_ns=time.time_ns(),
-            )
-            try:
-                result = await self.client.submit(
-                    again, timeout=self.timeout_s, until=self.wait_for(order.order_type, order.time_in_force)
-                )
-                events = result.events
-            except (OrderTimeout, BusUnavailable):
-                events = []  # answer with what the ledger has
-        order = fold(order, events)
+    def _wait_for_order(self, order: Order) -> Wait:
+        """The wait for the engine's answer to a repeated id follows the stored order, not the repeated request."""
+        return self.wait_for(order.order_type, order.time_in_force)
+
+    async def _existing(self, order: Order, events: Sequence[Any]) -> OrderResponse:
+        """Answer a repeated client order id with ``order`` as the engine (or the ledger) has it: its booked fills
+        and any the engine reported that are not booked yet (the ledger books a moment after the reports)."""
         fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[order.client_order_id]))
         known = {f.fill_id for f in fills}
         for item in events:
             fill = getattr(item, "fill", None)
             if isinstance(fill, Fill) and fill.fill_id not in known:
                 fills.append(fill)
+                known.add(fill.fill_id)
         return OrderResponse(outcome="existing", order=OrderView.of(order), fills=[FillView.of(f) for f in fills])
 
-    async def _pending(self, cmd: SubmitOrder) -> OrderResponse:
+    async def _pending(self, cmd: SubmitOrder) -> tuple[int, OrderResponse]:
+        """No answer in time: the ledger says what is known. An order of another account is a 409; one of this
+        account admitted before this request was made (its ``created_ns``, the engine's clock, is older than the
+        request's ``ts_ns``) is a repeated id (200, ``existing``); anything else is ``pending`` (202)."""
         record = await self._record(cmd.client_order_id)
-        order = Order.from_submit(cmd) if record is None else record.order
-        fills: list[Fill] = (
-            [] if record is None else await self._ledger(self.store.fills(client_order_ids=[cmd.client_order_id]))
+        if record is None:
+            return 202, OrderResponse(outcome="pending", order=OrderView.of(Order.from_submit(cmd)), fills=[])
+        if record.order.account_id != cmd.account_id:
+            raise Conflict(f"client order id {cmd.client_order_id!r} is taken", field="body.client_order_id")
+        if record.order.created_ns < cmd.ts_ns:
+            return 200, await self._existing(record.order, [])
+        fills: list[Fill] = await self._ledger(self.store.fills(client_order_ids=[cmd.client_order_id]))
+        return 202, OrderResponse(
+            outcome="pending", order=OrderView.of(record.order), fills=[FillView.of(f) for f in fills]
         )
-        return OrderResponse(outcome="pending", order=OrderView.of(order), fills=[FillView.of(f) for f in fills])
 
     async def get(self, order_id: str, account_id: str) -> OrderResponse:
         """Return one of the account's orders with its booked fills; 404 for another account's or none."""
@@ -448,8 +481,7 @@ class TradingService:
 
     async def positions(self, account_id: str) -> list[PositionView]:
         """Return the account's positions (flat ones too: they carry realized PnL), by symbol."""
-        ledger = Ledger(self.store)
-        summary = await self._ledger(ledger.summary(account_id))
+        summary = await self._summary(account_id)
         if summary is None:
             raise NotFound(f"no account {account_id!r}")
         return [
@@ -495,7 +527,7 @@ class TradingService:
 
     async def account(self, account_id: str) -> AccountView:
         """Return cash, the positions' value at the marks, equity, realized and unrealized PnL and fees."""
-        summary = await self._ledger(Ledger(self.store).summary(account_id))
+        summary = await self._summary(account_id)
         if summary is None:
             raise NotFound(f"no account {account_id!r}")
         a = summary.account

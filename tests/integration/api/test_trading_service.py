@@ -359,7 +359,7 @@ async def test_a_cancel_without_an_engine_answer_is_pending_then_done(trading: T
     assert got.outcome == "current"
 
 
-async def test_a_created_order_costs_one_ledger_lookup_when_its_reports_name_its_account(trading: Trading) -> None:
+async def test_a_created_order_costs_no_ledger_lookup_when_its_reports_name_its_account(trading: Trading) -> None:
     svc = trading.service
     store = trading.store
     looked_up: list[list[str]] = []
@@ -376,5 +376,105 @@ async def test_a_created_order_costs_one_ledger_lookup_when_its_reports_name_its
         del store.get_orders
     assert status == 201
     assert created.order.status is OrderStatus.FILLED
-    # the duplicate check before submitting; the reports named "default", so no owner lookup after
-    assert looked_up == [["one-1"]]
+    # no duplicate check before submitting (the engine answers a repeated id); the reports named "default",
+    # so no owner lookup after either
+    assert looked_up == []
+
+
+async def test_a_repeated_id_waits_as_its_stored_order_not_as_the_repeated_request(trading: Trading) -> None:
+    """A resting LIMIT GTC order repeated as a MARKET request: the engine's answer (the resting order) ends the
+    wait at once (200, existing), although a MARKET request alone would be awaited until final."""
+    limit = {"order_type": OrderType.LIMIT, "limit_price": "95.00", "time_in_force": TimeInForce.GTC}
+    status, _ = await trading.service.submit(req("rest-1", **limit), "default")
+    assert status == 201
+    await trading.harness.quiet()
+    svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=3.0)
+    store = trading.store
+    looked_up: list[list[str]] = []
+    get_orders = store.get_orders
+
+    async def counting(ids: list[str]) -> object:
+        looked_up.append(list(ids))
+        return await get_orders(ids)
+
+    store.get_orders = counting  # type: ignore[method-assign]
+    try:
+        status, again = await svc.submit(req("rest-1", qty="20"), "default")
+    finally:
+        del store.get_orders
+    assert looked_up == []  # the engine's answer ended the wait (no timeout, so no ledger lookup for pending)
+    assert status == 200
+    assert again.outcome == "existing"
+    assert again.order.status is OrderStatus.ACCEPTED
+    assert again.order.order_type is OrderType.LIMIT
+    assert again.order.quantity == D(10)
+    with pytest.raises(Conflict):
+        await svc.submit(req("rest-1"), B)
+    assert (await svc.get("rest-1", "default")).order.status is OrderStatus.ACCEPTED
+
+
+async def test_a_repeated_id_without_an_engine_answer_is_existing_from_the_ledger(trading: Trading) -> None:
+    status, first = await trading.service.submit(req("gone-1"), "default")
+    assert status == 201
+    assert first.order.status is OrderStatus.FILLED
+    await trading.harness.quiet()
+    await trading.harness.crash()
+    svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=0.3)
+    status, again = await svc.submit(req("gone-1"), "default")
+    assert status == 200
+    assert again.outcome == "existing"
+    assert again.order.status is OrderStatus.FILLED
+    assert [f.fill_id for f in again.fills] == [f.fill_id for f in first.fills]
+    with pytest.raises(Conflict):
+        await svc.submit(req("gone-1"), B)
+    status, new = await svc.submit(req("gone-2"), "default")
+    assert status == 202
+    assert new.outcome == "pending"
+    await trading.harness.start()  # the restarted engine takes gone-2 from the stream
+
+    async def final() -> bool:
+        rec = (await trading.store.get_orders(["gone-2"])).get("gone-2")
+        return rec is not None and rec.order.is_terminal
+
+    await until_async(final, 20, "the pending order ended after the engine restarted")
+
+
+async def test_positions_and_account_share_one_cached_summary_dropped_by_the_accounts_order_events(
+    trading: Trading,
+) -> None:
+    await trading.service.submit(req("s-1", qty="10"), "default")
+    await trading.harness.quiet()
+    svc = TradingService.create(trading.settings, trading.store, trading.client)
+    svc.summary_ttl_s = 3600.0  # no expiry within the test: only order events drop the entry
+    svc.summary_quiet_s = 3600.0  # after an event of the account, no caching for the rest of the test
+    store = trading.store
+    reads: list[str] = []
+    account_of = store.account
+
+    async def counting(account_id: str) -> object:
+        reads.append(account_id)
+        return await account_of(account_id)
+
+    store.account = counting  # type: ignore[method-assign]
+    try:
+        together = await asyncio.gather(*(svc.positions("default") for _ in range(5)))
+        assert reads == ["default"]  # one read for concurrent requests
+        assert all(p == together[0] for p in together)
+        assert (await svc.account("default")).positions == 1
+        assert (await svc.position("AAA", "default")).quantity == D(10)
+        assert reads == ["default"]  # cached
+        await svc.account(B)
+        assert reads == ["default", B]  # per account
+        # another account's order event leaves "default" cached; its own drops it, and none is cached after it
+        status, _ = await svc.submit(req("s-b", qty="1"), B)
+        assert status == 201
+        await svc.positions("default")
+        assert reads == ["default", B]
+        status, _ = await svc.submit(req("s-2", qty="5"), "default")
+        assert status == 201
+        await trading.harness.quiet()
+        assert (await svc.position("AAA", "default")).quantity == D(15)
+        assert (await svc.position("AAA", "default")).quantity == D(15)
+        assert reads == ["default", B, "default", "default"]
+    finally:
+        del store.account
