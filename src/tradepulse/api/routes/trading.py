@@ -7,7 +7,6 @@ The semantics (201 / 200 / 202 / 409 / 422) are :class:`~tradepulse.api.trading_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Literal
@@ -88,26 +87,6 @@ def api_errors() -> Iterator[None]:
         raise ApiError(exc.status, exc.code, exc.message, field=exc.field) from None
 
 
-def _no_duplicate_keys(body: bytes) -> None:
-    """Refuse a JSON body that names a key twice (msgspec would silently keep the last)."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in items:
-            if key in seen:
-                raise ApiError(422, "validation_error", f"duplicate key {key!r}", field=f"body.{key}")
-            seen[key] = value
-        return seen
-
-    def constant(name: str) -> None:
-        raise ApiError(422, "validation_error", f"{name} is not a JSON number", field="body")
-
-    try:
-        json.loads(body, object_pairs_hook=pairs, parse_constant=constant)
-    except ValueError:
-        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
-
-
 @post(
     "/orders",
     guards=[requires(Scope.TRADE)],
@@ -122,8 +101,7 @@ async def submit_order(
     201 with the new order (a risk rejection is a REJECTED order with its reject_reason), 200 with the order
     this account already made with the same client_order_id (nothing executes again), 202 when no answer came
     within ``api.order_timeout_s``, 409 when another account holds the id, 422 naming the field at fault."""
-    _no_duplicate_keys(await request.body())
-    with api_errors():
+    with api_errors():  # duplicate JSON keys were refused before the handler (app.check_request)
         status, answer = await trading(services).submit(data, account_of(request.user, account))
     return Response(answer, status_code=status)
 
