@@ -26,7 +26,9 @@ from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Fill, Order, TradingState
 from tradepulse.storage.ledger_pages import FillQuery, OrderQuery, fills_page_sql, orders_page_sql
 from tradepulse.storage.ledger_rows import (
+    FILL_COLUMNS,
     ORDER_COLUMNS,
+    POSITION_COLUMNS,
     account_from_row,
     fill_from_row,
     fill_values,
@@ -156,20 +158,6 @@ _FILL_TYPES = (
     "text[]",
     "bigint[]",
 )
-_FILL_NAMES = (
-    "fill_id",
-    "client_order_id",
-    "account_id",
-    "symbol",
-    "side",
-    "price",
-    "quantity",
-    "fee",
-    "currency",
-    "liquidity",
-    "venue_order_id",
-    "ts_exchange_ns",
-)
 _ORDER_UPDATE_NAMES = (
     "client_order_id",
     "status",
@@ -192,28 +180,14 @@ _ORDER_UPDATE_TYPES = (
     "text[]",
     "bigint[]",
 )
-_POSITION_NAMES = (
-    "account_id",
-    "symbol",
-    "currency",
-    "quantity",
-    "cost_basis",
-    "realized_pnl",
-    "fees",
-    "released_buy_qty",
-    "released_sell_qty",
-    "released_buy_notional",
-    "released_sell_notional",
-    "updated_ns",
-)
 _POSITION_TYPES = ("text[]", "text[]", "text[]", *(["numeric[]"] * 8), "bigint[]")
 _ACCOUNT_NAMES = ("account_id", "cash", "fees", "realized_pnl", "updated_ns")
 _ACCOUNT_TYPES = ("text[]", "numeric[]", "numeric[]", "numeric[]", "bigint[]")
 
 _BOOK = f"""
 WITH f AS (
-    INSERT INTO ledger_fills ({", ".join(_FILL_NAMES)}, booked_ns)
-    SELECT t.*, $5::bigint FROM {_rows(1, _FILL_TYPES, _FILL_NAMES)}
+    INSERT INTO ledger_fills ({", ".join(FILL_COLUMNS)}, booked_ns)
+    SELECT t.*, $5::bigint FROM {_rows(1, _FILL_TYPES, FILL_COLUMNS)}
 ), o AS (
     UPDATE ledger_orders o SET
         status = t.status, filled_quantity = t.filled_quantity, filled_notional = t.filled_notional,
@@ -222,8 +196,8 @@ WITH f AS (
     FROM {_rows(2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
     WHERE o.client_order_id = t.client_order_id
 ), p AS (
-    INSERT INTO ledger_positions ({", ".join(_POSITION_NAMES)})
-    SELECT t.* FROM {_rows(3, _POSITION_TYPES, _POSITION_NAMES)}
+    INSERT INTO ledger_positions ({", ".join(POSITION_COLUMNS)})
+    SELECT t.* FROM {_rows(3, _POSITION_TYPES, POSITION_COLUMNS)}
     ON CONFLICT (account_id, symbol) DO UPDATE SET
         quantity = EXCLUDED.quantity, cost_basis = EXCLUDED.cost_basis, realized_pnl = EXCLUDED.realized_pnl,
         fees = EXCLUDED.fees, released_buy_qty = EXCLUDED.released_buy_qty,

@@ -18,7 +18,9 @@ from typing import Any
 from tradepulse.domain import Fill, Order, TradingState
 from tradepulse.storage.ledger_pages import FillQuery, OrderQuery, fills_page_sql, orders_page_sql
 from tradepulse.storage.ledger_rows import (
+    FILL_COLUMNS,
     ORDER_COLUMNS,
+    POSITION_COLUMNS,
     account_from_row,
     dec,
     fill_from_row,
@@ -85,9 +87,8 @@ class _SqliteBooking:
         account_of = {o.client_order_id: o.account_id for o in orders}
         try:
             conn.executemany(
-                "INSERT INTO ledger_fills (fill_id, client_order_id, account_id, symbol, side, price, quantity, fee, "
-                "currency, liquidity, venue_order_id, ts_exchange_ns, booked_ns) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO ledger_fills ({', '.join(FILL_COLUMNS)}, booked_ns) "
+                f"VALUES ({_marks(len(FILL_COLUMNS) + 1)})",
                 [(*(_s(v) for v in fill_values(f, account_of.get(f.client_order_id, ""))), booked_ns) for f in fills],
             )
         except sqlite3.IntegrityError as exc:
@@ -113,9 +114,8 @@ class _SqliteBooking:
             ],
         )
         conn.executemany(
-            "INSERT OR REPLACE INTO ledger_positions (account_id, symbol, currency, quantity, cost_basis, "
-            "realized_pnl, fees, released_buy_qty, released_sell_qty, released_buy_notional, released_sell_notional, "
-            "updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO ledger_positions ({', '.join(POSITION_COLUMNS)}) "
+            f"VALUES ({_marks(len(POSITION_COLUMNS))})",
             [tuple(_s(v) for v in position_values(p)) for p in positions],
         )
         conn.executemany(
