@@ -165,6 +165,59 @@ def self_cpu_seconds() -> float:
     return t.user + t.system
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by every PostgreSQL process on this machine (Linux /proc; 0.0 elsewhere)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
+@dataclass
+class WorkCounters:
+    """What the servers did so far: Redis commands by name, PostgreSQL commits in our database, server CPU."""
+
+    redis_calls: dict[str, int]
+    commits: int
+    redis_cpu_s: float
+    postgres_cpu_s: float
+
+    @classmethod
+    async def read(cls, bus: RedisTransport, db_url: str) -> WorkCounters:
+        stats = await bus.client.info("commandstats")
+        calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+        info = await bus.client.info("cpu")
+        conn = await asyncpg.connect(db_url)
+        try:
+            commits = int(
+                await conn.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            )
+        finally:
+            await conn.close()
+        cpu = float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+        return cls(calls, commits, cpu, postgres_cpu_seconds())
+
+    def per_order(self, before: WorkCounters, orders: int) -> dict[str, object]:
+        """The work between ``before`` and this, per order (server commands and CPU microseconds)."""
+        n = max(orders, 1)
+        calls = {
+            name: round((count - before.redis_calls.get(name, 0)) / n, 2)
+            for name, count in sorted(self.redis_calls.items())
+            if count - before.redis_calls.get(name, 0) > 0 and name not in ("info", "ping")
+        }
+        return {
+            "redis_commands": calls,
+            "postgres_commits": round((self.commits - before.commits) / n, 3),
+            "redis_cpu_us": round((self.redis_cpu_s - before.redis_cpu_s) * 1e6 / n, 1),
+            "postgres_cpu_us": round((self.postgres_cpu_s - before.postgres_cpu_s) * 1e6 / n, 1),
+        }
+
+
 def start_engines(n: int, redis_url: str, db_url: str, workdir: Path, run: str, in_flight: int) -> Engines:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPULSE_")}
     env.update(
@@ -515,15 +568,22 @@ async def main(args: argparse.Namespace) -> int:
                 await gens.run(min(args.rate, 1000), 2, "warmup")
                 console.print(f"[bold]latency: {args.rate:,.0f} orders/s for {args.seconds:g} s, one engine[/bold]")
                 spies = profile_engines(engines, args.seconds) if args.profile else []
+                work0 = await WorkCounters.read(bus, db_url)
                 cpu0 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
                 run = await gens.run(args.rate, args.seconds, "latency")
                 cpu1 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
+                work = (await WorkCounters.read(bus, db_url)).per_order(work0, run.sent)
                 engine_us = sum(cpu1[0]) - sum(cpu0[0])
                 engine_us = engine_us * 1e6 / run.sent
                 generator_us = (cpu1[1] - cpu0[1]) * 1e6 / run.sent
                 console.print(
                     f"CPU per order: engine {engine_us:.0f} us, load generator {generator_us:.0f} us"
                     + (" (engine figure includes py-spy sampling overhead)" if args.profile else "")
+                    + f", Redis {work['redis_cpu_us']:.0f} us, PostgreSQL {work['postgres_cpu_us']:.0f} us"
+                )
+                console.print(
+                    f"per order: PostgreSQL commits {work['postgres_commits']}, Redis commands "
+                    + ", ".join(f"{k} {v}" for k, v in work["redis_commands"].items())  # type: ignore[attr-defined]
                 )
                 for spy in spies:
                     spy.wait(30)
@@ -546,6 +606,7 @@ async def main(args: argparse.Namespace) -> int:
                     "max_ms": run.latency.max_ms(),
                     "engine_cpu_us_per_order": engine_us,
                     "generator_cpu_us_per_order": generator_us,
+                    "work_per_order": work,
                 }
                 if not args.skip_throughput:
                     console.print("[bold]throughput: one engine process[/bold]")

@@ -238,7 +238,8 @@ class OrderClient:
             cmd.stamps["submit"] = started
             await self.bus.publish(stream, cmd)
             try:
-                result = await asyncio.wait_for(future, timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: no task per order
+                    result = await future
             except TimeoutError:
                 raise OrderTimeout(
                     f"order {coid}: no {'terminal ' if until == 'terminal' else ''}report within {timeout} s "
