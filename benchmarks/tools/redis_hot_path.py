@@ -10,7 +10,6 @@ written together. Prints microseconds of process CPU per call and the ratio.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import time
 
