@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -218,7 +218,9 @@ class WorkCounters:
         }
 
 
-def start_engines(n: int, redis_url: str, db_url: str, workdir: Path, run: str, in_flight: int) -> Engines:
+def start_engines(
+    n: int, redis_url: str, db_url: str, workdir: Path, run: str, in_flight: int, extra: Sequence[str] = ()
+) -> Engines:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEPULSE_")}
     env.update(
         {
@@ -239,6 +241,11 @@ def start_engines(n: int, redis_url: str, db_url: str, workdir: Path, run: str, 
             "TRADEPULSE_EXECUTION_MAX_IN_FLIGHT_BATCHES": str(in_flight),
         }
     )
+    for setting in extra:  # --engine-env NAME=VALUE: try a setting (e.g. TRADEPULSE_EXECUTION_BOOK_INTERVAL_MS=25)
+        name, sep, value = setting.partition("=")
+        if not sep or not name.startswith("TRADEPULSE_"):
+            raise SystemExit(f"--engine-env {setting!r}: expected TRADEPULSE_<SECTION>_<FIELD>=value")
+        env[name] = value
     processes = []
     names = [f"{run}-{i}" for i in range(1, n + 1)]
     for name in names:
@@ -560,7 +567,7 @@ async def main(args: argparse.Namespace) -> int:
             bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
             stop = asyncio.Event()
             feed = asyncio.ensure_future(tick_feed(bus, stop))
-            engines = start_engines(1, redis_url, db_url, workdir, "one", args.in_flight)
+            engines = start_engines(1, redis_url, db_url, workdir, "one", args.in_flight, args.engine_env)
             await asyncio.sleep(1.0)
             gens = Generators(args.latency_generators, redis_url)
             await gens.start()
@@ -630,7 +637,7 @@ async def main(args: argparse.Namespace) -> int:
                 codes = await asyncio.to_thread(engines.stop)
                 details["engine_exit_codes_1"] = codes
             if not args.skip_throughput:
-                engines = start_engines(3, redis_url, db_url, workdir, "three", args.in_flight)
+                engines = start_engines(3, redis_url, db_url, workdir, "three", args.in_flight, args.engine_env)
                 await asyncio.sleep(1.0)
                 gens = Generators(args.generators, redis_url)
                 await gens.start()
@@ -664,6 +671,7 @@ async def main(args: argparse.Namespace) -> int:
         "generators": args.generators,
         "latency_generators": args.latency_generators,
         "symbols": len(SYMBOLS),
+        "engine_env": args.engine_env,
     }
     path = write_results("execution", params, metrics, details)
     ok = print_summary("execution: client -> Redis -> engine -> PostgreSQL ledger -> exchange -> report", metrics)
@@ -682,6 +690,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     p.add_argument("--profile", action="store_true", help="py-spy the engine during the latency run (profile-*.txt)")
     p.add_argument("--in-flight", type=int, default=8, help="batches an engine admits concurrently")
+    p.add_argument(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an engine setting to try, as its environment variable (repeatable)",
+    )
     p.add_argument(
         "--generators",
         type=int,

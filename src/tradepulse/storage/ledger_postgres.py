@@ -13,6 +13,7 @@ order states, positions and cash in one statement, commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -307,6 +308,13 @@ async def _admit_on(
     return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
 
 
+def _usable(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back when its connection was lost
+        return False
+
+
 class _PgAdmissionTx:
     def __init__(self, conn: asyncpg.Connection, timeout: float, snapshots: dict[str, AccountSnapshot]) -> None:
         self._conn = conn
@@ -332,6 +340,11 @@ class PostgresLedgerStore:
         self.timeout = timeout_s
         self._pool = pool
         self._own_pool = pool is None
+        #: the connection admissions use, held out of the pool: an admission is on every order's path, and a
+        #: pool checkout with a timeout costs an asyncio task and a loop turn (see :meth:`admit`)
+        self._admit_conn: asyncpg.Connection | None = None
+        self._admit_busy = False
+        self._releasing: asyncio.Future[None] | None = None
 
     async def _guard(self, fn: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -361,6 +374,7 @@ class PostgresLedgerStore:
         await self._guard(go)
 
     async def close(self) -> None:
+        await self._drop_admit_conn()
         if self._pool is not None and self._own_pool:
             try:
                 await asyncio.wait_for(self._pool.close(), 5)
@@ -416,10 +430,33 @@ class PostgresLedgerStore:
         tokens: Mapping[str, str],
     ) -> AdmitResult:
         async def go() -> AdmitResult:
-            async with self.pool.acquire(timeout=self.timeout) as conn:
-                return await _admit_on(conn, orders, expected, tokens, self.timeout)
+            if self._admit_busy:  # admissions in parallel (several writers): the others use the pool
+                async with self.pool.acquire(timeout=self.timeout) as conn:
+                    return await _admit_on(conn, orders, expected, tokens, self.timeout)
+            self._admit_busy = True
+            try:
+                conn = self._admit_conn
+                if conn is None or not _usable(conn):
+                    await self._drop_admit_conn()
+                    conn = self._admit_conn = await self.pool.acquire(timeout=self.timeout)
+                try:
+                    return await _admit_on(conn, orders, expected, tokens, self.timeout)
+                except BaseException:
+                    # failed or cancelled mid-statement: the connection's state is unknown; the pool replaces it
+                    self._admit_conn = None
+                    conn.terminate()
+                    self._releasing = asyncio.ensure_future(self.pool.release(conn))
+                    raise
+            finally:
+                self._admit_busy = False
 
         return await self._guard(go)
+
+    async def _drop_admit_conn(self) -> None:
+        conn, self._admit_conn = self._admit_conn, None
+        if conn is not None and self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn, timeout=self.timeout)
 
     @asynccontextmanager
     async def admission_lock(self, account_ids: Sequence[str]) -> AsyncIterator[_PgAdmissionTx]:
