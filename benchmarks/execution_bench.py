@@ -689,7 +689,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--redis-fsync", choices=("no", "everysec", "always"), default="everysec")
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     p.add_argument("--profile", action="store_true", help="py-spy the engine during the latency run (profile-*.txt)")
-    p.add_argument("--in-flight", type=int, default=8, help="batches an engine admits concurrently")
+    p.add_argument(
+        "--in-flight",
+        type=int,
+        default=1,
+        help="batches an engine admits concurrently (execution.max_in_flight_batches)",
+    )
     p.add_argument(
         "--engine-env",
         action="append",

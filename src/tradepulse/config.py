@@ -269,9 +269,11 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     max_batch: PositiveInt = 512
     #: after a short read, wait up to this long for more (0 = adaptive only: take what is waiting, no wait)
     batch_window_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
-    #: batches admitted concurrently: the next is read and risk-checked while the ledger commits the one before,
-    #: and what queues meanwhile goes to the ledger as one statement (group commit)
-    max_in_flight_batches: PositiveInt = 8
+    #: batches admitted concurrently. 1 (measured best on 2 cores, see docs/scaling.md): a batch is read, admitted
+    #: and sent while the next orders queue in Redis, so the next read takes them all (batches grow with load)
+    #: and its ack rides on that read. More: the next is read and risk-checked while the ledger commits the one
+    #: before, and what queues meanwhile goes to the ledger as one statement (group commit)
+    max_in_flight_batches: PositiveInt = 1
     #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
     broker_timeout_ms: PositiveInt = 2_000
     #: how often UNKNOWN orders are queried

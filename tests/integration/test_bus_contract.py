@@ -351,3 +351,44 @@ async def test_batch_window_gathers_what_arrives_after_a_short_read(transport: T
     await _until(lambda: sum(batches) == 3, 10)
     await consumer.close()
     assert batches == [3]
+
+
+async def test_read_acks_what_it_is_given_before_reading(transport: Transport, stream: str) -> None:
+    await transport.ensure_group(stream, G, "0")
+    await transport.publish_many(stream, [tick(1), tick(2)])
+    first = await transport.read(G, "c", [stream], count=10, block_ms=0)
+    assert await transport.pending_count(stream, G) == 2
+    # a consumer handling one batch at a time acks it with its next read: one round trip for both
+    second = await transport.read(G, "c", [stream], count=10, block_ms=50, ack={stream: [first[0].entry_id]})
+    assert second == []
+    assert await transport.pending_count(stream, G) == 1
+    await transport.publish(stream, tick(3))
+    third = await transport.read(G, "c", [stream], count=10, block_ms=50, ack={stream: [first[1].entry_id]})
+    assert [d.message for d in third] == [tick(3)]
+    assert await transport.pending_count(stream, G) == 1
+
+
+async def test_a_consumer_acks_its_last_batch_without_waiting_for_more(transport: Transport, stream: str) -> None:
+    seen: list[int] = []
+
+    async def handle(batch: Sequence[Delivery]) -> Mapping[str, BaseException] | None:
+        seen.extend(d.message.ts_ns for d in batch if isinstance(d.message, Tick))
+        return None
+
+    consumer = Consumer(transport, group=G, name="c", streams=[stream], handler=handle, config=FAST)
+    consumer.start()
+    await consumer.wait_started()
+    await transport.publish_many(stream, [tick(1), tick(2)])
+    await _until(lambda: len(seen) == 2, 10)
+    # nothing else arrives: the ack rode on the read that is now blocked waiting, so nothing stays pending
+    pending = -1
+    deadline = time.monotonic() + 5
+    while pending != 0 and time.monotonic() < deadline:
+        pending = await transport.pending_count(stream, G)
+        await asyncio.sleep(0.01)
+    assert pending == 0
+    await transport.publish(stream, tick(3))
+    await _until(lambda: len(seen) == 3, 10)
+    await consumer.close()  # the last batch is acked on the way out
+    assert await transport.pending_count(stream, G) == 0
+    assert seen == [1, 2, 3]

@@ -69,28 +69,28 @@ async def test_transport_maps_error_replies(redis_url: str, key: str) -> None:
 
 
 async def test_a_cancelled_blocking_read_does_not_poison_later_reads(fast: FastRedis, key: str) -> None:
-    read = asyncio.ensure_future(fast.blocking(("XREAD", "BLOCK", 5_000, "STREAMS", key, "$"), 5.0))
+    read = asyncio.ensure_future(fast.blocking([("XREAD", "BLOCK", 5_000, "STREAMS", key, "$")], 5.0))
     await asyncio.sleep(0.1)
     read.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await read
     # the cancelled read's connection (still blocked in Redis) was closed, not reused
     entry = await fast.call("XADD", key, "*", "d", "1")
-    reply = await fast.blocking(("XREAD", "BLOCK", 1_000, "STREAMS", key, "0"), 1.0)
+    (reply,) = await fast.blocking([("XREAD", "BLOCK", 1_000, "STREAMS", key, "0")], 1.0)
     assert reply[0][1][0][0] == entry
     assert await fast.call("DEL", key) == 1
 
 
 async def test_blocking_reads_run_side_by_side(fast: FastRedis, key: str) -> None:
     reads = [
-        asyncio.ensure_future(fast.blocking(("XREAD", "BLOCK", 2_000, "STREAMS", f"{key}:{i}", "$"), 2.0))
+        asyncio.ensure_future(fast.blocking([("XREAD", "BLOCK", 2_000, "STREAMS", f"{key}:{i}", "$")], 2.0))
         for i in range(3)
     ]
     await asyncio.sleep(0.1)
     for i in range(3):
         await fast.call("XADD", f"{key}:{i}", "*", "d", str(i))
     replies = await asyncio.wait_for(asyncio.gather(*reads), 1.5)
-    assert [r[0][0] for r in replies] == [f"{key}:{i}".encode() for i in range(3)]
+    assert [r[0][0][0] for r in replies] == [f"{key}:{i}".encode() for i in range(3)]
     await fast.call("DEL", *(f"{key}:{i}" for i in range(3)))
 
 

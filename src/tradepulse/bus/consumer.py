@@ -11,7 +11,8 @@ fill; ``batch_window_ms`` optionally waits that long after a short read to gathe
    pending for longer than ``claim_idle_ms`` (a dead member's, or our own failed ones) and handle them too.
 
 A handler gets a batch and returns the entries that failed (entry id -> exception); raising fails the whole
-batch. Successes are acked in one call; a failure is left pending and retried after ``claim_idle_ms`` until it
+batch. Successes are acked in one call (handling one batch at a time, together with the next read: one round
+trip for both); a failure is left pending and retried after ``claim_idle_ms`` until it
 has been delivered ``max_deliveries`` times, then dead-lettered with its error. Entries that cannot be decoded
 are dead-lettered at once. Broker outages and missing groups back off exponentially (never a hot loop).
 """
@@ -95,6 +96,8 @@ class Consumer:
         #: batches handled concurrently (each acked when its own handler finishes); 1 = one after the other
         self.max_in_flight = max(1, max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: acks of the last batch handled inline, sent with the next read (stream -> entry ids)
+        self._deferred: dict[str, list[str]] = {}
         self.counters = ConsumerCounters()
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
@@ -124,6 +127,7 @@ class Consumer:
 
     async def kill(self) -> None:
         """Cancel the loop and every batch in flight at once, acking nothing (what a crash does; for tests)."""
+        self._deferred.clear()
         for task in list(self._in_flight):
             task.cancel()
         if self._task is not None:
@@ -161,6 +165,7 @@ class Consumer:
             await self._run()
         finally:
             await asyncio.shield(self._drain_in_flight())
+            await asyncio.shield(self._flush_deferred())
 
     async def _run(self) -> None:
         backoff = _Backoff()
@@ -177,8 +182,16 @@ class Consumer:
                 now = time.monotonic()
                 if now - last_claim >= self.config.claim_interval_ms / 1000.0:
                     last_claim = now
+                    if self._deferred:  # ack what was handled first, or the claim could hand it out again
+                        acks, self._deferred = self._deferred, {}
+                        try:
+                            await self.transport.ack_many(self.group, acks)
+                        except BaseException:
+                            self._defer(acks)
+                            raise
                     await self._claim()
                 self._blocked_in_read = True
+                acks, self._deferred = self._deferred, {}
                 try:
                     batch = await self.transport.read(
                         self.group,
@@ -186,13 +199,18 @@ class Consumer:
                         self.streams,
                         count=self.config.read_count,
                         block_ms=self.config.block_ms,
+                        ack=acks,
                     )
                 except asyncio.CancelledError:
+                    self._defer(acks)  # perhaps not acked: again with the next read (acking twice is harmless)
                     task = asyncio.current_task()
                     if not self._stopping.is_set() or task is None:
                         raise
                     task.uncancel()  # our own stop() interrupted the read
                     return
+                except BaseException:
+                    self._defer(acks)
+                    raise
                 finally:
                     self._blocked_in_read = False
                 if batch and self.batch_window_s > 0 and len(batch) < self.config.read_count:
@@ -214,9 +232,10 @@ class Consumer:
                 await self._sleep(backoff.next())
 
     async def _dispatch(self, batch: list[Delivery]) -> None:
-        """Handle ``batch`` now, or (with ``max_in_flight`` > 1) in a task while the next read goes ahead."""
+        """Handle ``batch`` now (acked with the next read), or (with ``max_in_flight`` > 1) in a task while the
+        next read goes ahead."""
         if self.max_in_flight == 1:
-            await self._handle(batch)
+            await self._handle(batch, defer_ack=True)
             return
         while len(self._in_flight) >= self.max_in_flight:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -257,7 +276,23 @@ class Consumer:
             if batch:
                 await self._handle(batch)
 
-    async def _handle(self, batch: Sequence[Delivery]) -> None:
+    def _defer(self, acks: Mapping[str, Sequence[str]]) -> None:
+        for stream, ids in acks.items():
+            self._deferred.setdefault(stream, []).extend(ids)
+
+    async def _flush_deferred(self) -> None:
+        """Ack what waits for a next read that will not come (stopping); if the bus is down, the entries stay
+        pending and are delivered again (to this member when it restarts, or claimed by another)."""
+        acks, self._deferred = self._deferred, {}
+        if acks:
+            try:
+                await self.transport.ack_many(self.group, acks)
+            except (BusUnavailable, GroupMissing) as exc:
+                log.warning(
+                    "consumer %s/%s: final ack failed (%s); entries will be redelivered", self.group, self.name, exc
+                )
+
+    async def _handle(self, batch: Sequence[Delivery], *, defer_ack: bool = False) -> None:
         good: list[Delivery] = []
         for delivery in batch:
             if delivery.message is None:
@@ -281,8 +316,11 @@ class Consumer:
             self.counters.failed += 1
             if delivery.deliveries >= self.config.max_deliveries:
                 await self._dead_letter(delivery, f"{type(error).__name__}: {error}")
-        if acks:  # one round trip for every stream of the batch
-            await self.transport.ack_many(self.group, acks)
+        if acks:
+            if defer_ack:
+                self._defer(acks)
+            else:  # one round trip for every stream of the batch
+                await self.transport.ack_many(self.group, acks)
             self.counters.handled += sum(len(ids) for ids in acks.values())
 
     async def _dead_letter(self, delivery: Delivery, error: str) -> None:

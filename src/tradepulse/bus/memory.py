@@ -170,9 +170,18 @@ class MemoryTransport:
         return out
 
     async def read(
-        self, group: str, consumer: str, streams: Sequence[str], *, count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        *,
+        count: int,
+        block_ms: int,
+        ack: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Delivery]:
         self._check_open()
+        if ack:
+            await self.ack_many(group, ack)
         out = self._take_new(group, consumer, streams, count)
         if out or block_ms <= 0:
             return out

@@ -107,9 +107,20 @@ class Transport(Protocol):
         ...
 
     async def read(
-        self, group: str, consumer: str, streams: Sequence[str], *, count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        *,
+        count: int,
+        block_ms: int,
+        ack: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Delivery]:
-        """Return up to ``count`` new entries per stream for ``consumer``, waiting up to ``block_ms``."""
+        """Return up to ``count`` new entries per stream for ``consumer``, waiting up to ``block_ms``.
+
+        ``ack`` (stream -> entry ids) is acknowledged first, in the same round trip: a consumer handling one batch
+        at a time acks the last batch with the next read. If the read raises, the ack may not have happened
+        (the entries stay pending and are delivered again: at-least-once)."""
         ...
 
     async def tail(self, stream: str, after: str, *, count: int, block_ms: int) -> tuple[list[Delivery], str]:

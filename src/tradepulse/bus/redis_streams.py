@@ -185,18 +185,20 @@ class RedisTransport:
                 _raise_reply(reply)
         return replies
 
-    async def _hot_blocking(self, command: Sequence[Any], block_ms: int) -> Any:
-        """Run one read that may block ``block_ms`` (0 = not at all) on a lean connection."""
+    async def _hot_blocking(self, commands: Sequence[Sequence[Any]], block_ms: int) -> list[Any]:
+        """Run ``commands`` as one pipeline whose last one may block ``block_ms`` (0 = not at all) on a lean
+        connection; raise the first error reply."""
         try:
             if block_ms:
-                reply = await self._fast.blocking(command, block_ms / 1000.0)
+                replies = await self._fast.blocking(commands, block_ms / 1000.0)
             else:
-                (reply,) = await self._fast.execute((command,))
+                replies = await self._fast.execute(commands)
         except _UNAVAILABLE as exc:
             raise BusUnavailable(f"redis unreachable: {exc}") from exc
-        if isinstance(reply, hiredis.ReplyError):
-            _raise_reply(reply)
-        return reply
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                _raise_reply(reply)
+        return replies
 
     # -- publishing -------------------------------------------------------------------------------------------
 
@@ -295,13 +297,24 @@ class RedisTransport:
             return Delivery(stream, eid, None, count, payload, f"undecodable message: {exc}")
 
     async def read(
-        self, group: str, consumer: str, streams: Sequence[str], *, count: int, block_ms: int
+        self,
+        group: str,
+        consumer: str,
+        streams: Sequence[str],
+        *,
+        count: int,
+        block_ms: int,
+        ack: Mapping[str, Sequence[str]] | None = None,
     ) -> list[Delivery]:
+        acks = [(stream, ids) for stream, ids in (ack or {}).items() if ids]
         command: list[Any] = [b"XREADGROUP", b"GROUP", group, consumer, b"COUNT", count]
         if block_ms:
             command += [b"BLOCK", block_ms]
         command += [b"STREAMS", *streams, *([b">"] * len(streams))]
-        reply = await self._hot_blocking(command, block_ms)
+        replies = await self._hot_blocking([*((b"XACK", s, group, *ids) for s, ids in acks), command], block_ms)
+        for (stream, _), acked in zip(acks, replies, strict=False):
+            self.stats.add(stream, "acked", int(acked))
+        reply = replies[-1]
         out: list[Delivery] = []
         for stream_name, entries in reply or ():
             stream = _s(stream_name)
@@ -320,7 +333,7 @@ class RedisTransport:
         command: list[Any] = [b"XREAD", b"COUNT", count]
         if block_ms:
             command += [b"BLOCK", block_ms]
-        reply = await self._hot_blocking([*command, b"STREAMS", stream, after], block_ms)
+        (reply,) = await self._hot_blocking([[*command, b"STREAMS", stream, after]], block_ms)
         out: list[Delivery] = []
         for _, entries in reply or ():
             out.extend(self._delivery(stream, eid, fields, 1) for eid, fields in entries)

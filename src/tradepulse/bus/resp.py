@@ -252,9 +252,9 @@ class FastRedis:
         """Run one non-blocking command on the shared connection and return its reply."""
         return (await self.execute((command,)))[0]
 
-    async def blocking(self, command: Command, block_s: float) -> Any:
-        """Run one command that may block up to ``block_s`` seconds (XREADGROUP/XREAD ... BLOCK) on a connection
-        of its own; return its reply."""
+    async def blocking(self, commands: Sequence[Command], block_s: float) -> list[Any]:
+        """Run ``commands`` as one pipeline whose last one may block up to ``block_s`` seconds (XREADGROUP/XREAD
+        ... BLOCK) on a connection of its own; return their replies."""
         if self._closed:
             raise ConnectionError("the Redis connection is closed")
         conn = None
@@ -268,14 +268,14 @@ class FastRedis:
         self._blocking += 1
         reusable = False
         try:
-            future = conn.send(_pack(command), 1)
+            future = conn.send(b"".join([_pack(c) for c in commands]), len(commands))
             try:
                 async with asyncio.timeout(block_s + self.timeout):
-                    (reply,) = await future
+                    replies = await future
             except TimeoutError:
                 raise TimeoutError(f"Redis did not answer a blocking read within {block_s + self.timeout} s") from None
             reusable = True
-            return reply
+            return replies
         finally:
             self._blocking -= 1
             if reusable and conn.usable and not self._closed and len(self._idle) < self.max_blocking:
