@@ -149,6 +149,9 @@ class OrderClient:
         #: called with the account id of every order event on ``reports`` (any process's orders), e.g. to drop
         #: what a reader cached for that account; an event that names no account is passed as ""
         self.listeners: list[Callable[[str], None]] = []
+        #: called with every report item on ``reports`` (any process's orders), e.g. to follow what the ledger is
+        #: about to book
+        self.item_listeners: list[Callable[[ReportItem], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._after = "$"
         self.received = 0
@@ -176,6 +179,7 @@ class OrderClient:
             now = time.time_ns()
             waiting = self._waiting
             listeners = self.listeners
+            item_listeners = self.item_listeners
             for delivery in deliveries:
                 report = delivery.message
                 if not isinstance(report, ExecutionReport):
@@ -185,6 +189,8 @@ class OrderClient:
                         account = getattr(item, "account_id", "")
                         for listener in listeners:
                             listener(account)
+                    for item_listener in item_listeners:
+                        item_listener(item)
                     waiters = waiting.get(item.client_order_id)
                     if waiters is None:
                         continue

@@ -19,8 +19,15 @@ Submitting an order (:meth:`TradingService.submit`):
   422 is only for requests the engine never saw.
 
 Orders and fills are listed by pages (keyset cursors over the ledger's stable orderings, see
-:mod:`tradepulse.storage.ledger_pages`). The answer to a POST is built from the engine's reports, which arrive
-before the booking; a GET right after may still show the order as the ledger had it a moment before.
+:mod:`tradepulse.storage.ledger_pages`).
+
+Reads follow the reports (read-your-writes): the answer to a POST is built from the engine's reports, which
+arrive a few milliseconds before the engine books them in the ledger. The service follows every report on the
+``reports`` stream (:meth:`TradingService.order_item`), remembering the fills and final states not seen booked
+yet, and a read of an order, or of an account's positions, cash, orders or fills, first waits (up to
+``booking_wait_s``, polling the ledger) until the ledger has booked what was reported for it. So a GET after a
+FILLED answer shows the fill; if the ledger does not book in time (it is down), the GET answers with what is
+booked.
 """
 
 from __future__ import annotations
@@ -59,11 +66,15 @@ from tradepulse.config import Settings
 from tradepulse.domain import (
     Fill,
     Order,
+    OrderFilled,
+    OrderPartiallyFilled,
     OrderStatus,
     OrderType,
+    ReportItem,
     Side,
     SubmitOrder,
     TimeInForce,
+    is_terminal_item,
 )
 from tradepulse.domain.money import EXACT
 from tradepulse.portfolio.cli import options_from
@@ -85,9 +96,26 @@ MAX_DECIMALS = 12
 SUMMARY_TTL_S = 0.05
 #: ... but none is cached while the account had an order event this recently (its fills may still be booking)
 SUMMARY_QUIET_S = 1.0
+#: how long a read waits for the ledger to book what the reports already said (see the module docstring)
+BOOKING_WAIT_S = 0.5
+#: how often the ledger is polled meanwhile
+BOOKING_POLL_S = 0.003
 _REBALANCE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,24}$")
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 REBALANCE_PREFIX = "rb"
+
+
+@dataclass(slots=True)
+class _Reported:
+    """What the reports said about one order that the ledger may not have booked yet."""
+
+    at: float
+    terminal: bool = False
+    filled: Decimal = Decimal(0)
+    fill_ids: set[str] = field(default_factory=set)
+
+    def booked_in(self, order: Order) -> bool:
+        return (order.is_terminal or not self.terminal) and order.filled_quantity >= self.filled
 
 
 class TradingError(Exception):
@@ -205,8 +233,12 @@ class TradingService:
     summary_ttl_s: float = SUMMARY_TTL_S
     #: no summary is cached while the account had an order event this recently (its fills may still be booking)
     summary_quiet_s: float = SUMMARY_QUIET_S
+    #: how long a read waits for the ledger to book what was reported (0: never waits); see order_item
+    booking_wait_s: float = BOOKING_WAIT_S
     _summaries: dict[str, tuple[float, asyncio.Task[AccountSummary | None]]] = field(default_factory=dict)
     _last_event: dict[str, float] = field(default_factory=dict)
+    #: per account, by client order id (oldest first): reported fills and final states not seen booked yet
+    _reported: dict[str, dict[str, _Reported]] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -214,7 +246,58 @@ class TradingService:
     ) -> TradingService:
         svc = cls(settings, store, client, InstrumentRegistry.from_settings(settings), timeout_s)
         client.listeners.append(svc.order_event)
+        client.item_listeners.append(svc.order_item)
         return svc
+
+    def order_item(self, item: ReportItem) -> None:
+        """A report item on ``reports`` (any process's order): remember a fill or a final state until a read sees
+        it booked, or ``booking_wait_s`` has passed (then the ledger had its chance)."""
+        if isinstance(item, Order) or self.booking_wait_s <= 0:
+            return  # the engine's answer to a repeated id: the order as it stands, nothing new to book
+        fill = item.fill if isinstance(item, OrderFilled | OrderPartiallyFilled) else None
+        terminal = is_terminal_item(item)
+        account_id = getattr(item, "account_id", "")
+        if (fill is None and not terminal) or not account_id:
+            return
+        now = time.monotonic()
+        orders = self._reported.setdefault(account_id, {})
+        while orders:  # drop what is too old to wait for (insertion order is age order)
+            oldest = next(iter(orders))
+            if now - orders[oldest].at < self.booking_wait_s:
+                break
+            del orders[oldest]
+        entry = orders.pop(item.client_order_id, None) or _Reported(now)
+        entry.at = now
+        orders[item.client_order_id] = entry  # to the end: the newest
+        if fill is not None and fill.fill_id not in entry.fill_ids:
+            entry.fill_ids.add(fill.fill_id)
+            entry.filled += fill.quantity
+        entry.terminal = entry.terminal or terminal
+
+    async def _booked(self, account_id: str, order_id: str | None = None) -> None:
+        """Wait (up to ``booking_wait_s``) until the ledger has booked what the reports said about the account's
+        orders (or about ``order_id`` alone)."""
+        orders = self._reported.get(account_id)
+        if not orders:
+            return
+        now = time.monotonic()
+        waiting = {
+            coid: entry
+            for coid, entry in orders.items()
+            if (order_id is None or coid == order_id) and now - entry.at < self.booking_wait_s
+        }
+        deadline = now + self.booking_wait_s
+        while waiting:
+            records: dict[str, OrderRecord] = await self._ledger(self.store.get_orders(list(waiting)))
+            for coid, entry in list(waiting.items()):
+                record = records.get(coid)
+                if record is not None and entry.booked_in(record.order):
+                    del waiting[coid]
+                    if orders.get(coid) is entry:
+                        del orders[coid]
+            if not waiting or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(BOOKING_POLL_S)
 
     def order_event(self, account_id: str) -> None:
         """An order event of ``account_id`` (any process's, from the reports stream; or this process's own
@@ -226,6 +309,7 @@ class TradingService:
         """The account's ledger summary, one read shared by concurrent requests and cached for ``summary_ttl_s``
         from the moment its read started, unless the account had an order event within ``summary_quiet_s`` (see
         :meth:`order_event`): a GET may show marks up to ``summary_ttl_s`` old, an order's bookings as now."""
+        await self._booked(account_id)
         now = time.monotonic()
         if self.summary_ttl_s <= 0 or now - self._last_event.get(account_id, -math.inf) < self.summary_quiet_s:
             return await self._read_summary(account_id)
@@ -371,7 +455,9 @@ class TradingService:
         )
 
     async def get(self, order_id: str, account_id: str) -> OrderResponse:
-        """Return one of the account's orders with its booked fills; 404 for another account's or none."""
+        """Return one of the account's orders with its booked fills (once what was reported is booked, see the
+        module docstring); 404 for another account's or none."""
+        await self._booked(account_id, order_id)
         record = await self._record(order_id)
         if record is None or record.order.account_id != account_id:
             raise NotFound(f"no order {order_id!r}")
@@ -407,6 +493,7 @@ class TradingService:
             descending=order == "desc",
             limit=limit + 1,
         )
+        await self._booked(account_id)
         rows: list[OrderRecord] = await self._ledger(self.store.orders_page(query))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -443,6 +530,7 @@ class TradingService:
             descending=order == "desc",
             limit=limit + 1,
         )
+        await self._booked(account_id)
         rows: list[Fill] = await self._ledger(self.store.fills_page(query))
         more = len(rows) > limit
         rows = rows[:limit]
