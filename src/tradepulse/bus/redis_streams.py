@@ -7,10 +7,10 @@ Choices, each measured or forced by Redis 7.0's behaviour:
   non-blocking calls and one per concurrent blocking read; that halves their client CPU. Everything else
   (groups, pending lists, claims, dead letters, the trim script) uses redis-py's bounded
   ``BlockingConnectionPool``, on the same server, database and credentials.
-* **Publishing is pipelined automatically.** ``publish`` queues the entry; a single flusher sends whatever is
-  queued as one pipeline of XADDs and resolves each caller when Redis has stored its entry. When idle a
-  message goes out at once; under load, messages that arrive while a pipeline is in flight share the next one.
-  One flusher at a time keeps every stream's order.
+* **Publishing is pipelined automatically.** When nothing is being written, ``publish`` writes its XADDs at
+  once (no task, no loop turn) and resolves when Redis has stored them; messages published while a write is in
+  flight queue, and a single flusher sends whatever queued as one pipeline. A failed write goes back to the head
+  of the queue, and the flusher retries (for ``publish_retry_s``), so every stream's order holds.
 * **Trimming never drops unacknowledged entries.** Redis 7.0's ``XADD MAXLEN`` removes entries that a group
   still has pending (they come back as nil payloads). Instead, a server-side script run every
   ``trim_interval_ms`` trims each stream published to back to ``maxlen`` entries (so between runs a stream
@@ -96,6 +96,23 @@ return {removed, math.max(redis.call('XLEN', stream) - maxlen, 0)}
 """
 
 
+class _Publish:
+    """One publish call: its entries for one stream and the future of their ids."""
+
+    __slots__ = ("future", "payloads", "stream")
+
+    def __init__(self, stream: str, payloads: Sequence[bytes], future: asyncio.Future[list[str]]) -> None:
+        self.stream = stream
+        self.payloads = payloads
+        self.future = future
+
+
+def _fail(jobs: Sequence[_Publish], error: BaseException) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error)
+
+
 def _raise_reply(reply: hiredis.ReplyError) -> None:
     message = str(reply)
     if message.startswith("NOGROUP"):
@@ -128,7 +145,9 @@ class RedisTransport:
         self._bus = bus or BusConfig()
         self._publish_retry_s = publish_retry_s
         self._max_pipeline = max_pipeline
-        self._queue: list[tuple[str, bytes, asyncio.Future[str]]] = []
+        self._queue: list[_Publish] = []
+        #: the reply of a publish written at once by its caller (see _enqueue), while it is awaited
+        self._sending: asyncio.Future[list[Any]] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._dirty: set[str] = set()
@@ -202,75 +221,115 @@ class RedisTransport:
 
     # -- publishing -------------------------------------------------------------------------------------------
 
-    def _enqueue(self, stream: str, payloads: Sequence[bytes]) -> list[asyncio.Future[str]]:
+    def _enqueue(self, stream: str, payloads: Sequence[bytes]) -> asyncio.Future[list[str]]:
         if self._closed:
             raise BusUnavailable("the Redis transport is closed")
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in payloads]
-        self._queue.extend((stream, p, f) for p, f in zip(payloads, futures, strict=True))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush(), name="redis-bus-flusher")
+        job = _Publish(stream, payloads, loop.create_future())
         self._dirty.add(stream)
         if self._trimmer is None or self._trimmer.done():
             self._trimmer = loop.create_task(self._trim_loop(), name="redis-bus-trimmer")
-        return futures
+        if not self._queue and self._sending is None and (self._flusher is None or self._flusher.done()):
+            conn = self._fast.ready()
+            if conn is not None:  # nothing ahead of it: written now, by the caller (no flusher task, no loop turn)
+                self._send_now([job], conn)
+                return job.future
+        self._queue.append(job)
+        self._start_flusher()
+        return job.future
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="redis-bus-flusher")
+
+    def _send_now(self, jobs: list[_Publish], conn: Any) -> None:
+        """Write ``jobs`` at once on the shared connection; their futures resolve from the reply (a failure
+        puts them back at the head of the queue for the flusher, which retries; so a stream's order holds)."""
+        commands = [(b"XADD", job.stream, b"*", FIELD, payload) for job in jobs for payload in job.payloads]
+        try:
+            reply = self._fast.send_now(conn, commands)
+        except _UNAVAILABLE:
+            self._queue[:0] = jobs
+            self._start_flusher()
+            return
+        timer = asyncio.get_running_loop().call_later(self._fast.timeout, conn.close)  # no answer: reconnect
+        self._sending = reply
+        reply.add_done_callback(lambda r: self._sent(jobs, timer, r))
+
+    def _sent(self, jobs: list[_Publish], timer: asyncio.TimerHandle, reply: asyncio.Future[list[Any]]) -> None:
+        timer.cancel()
+        self._sending = None
+        error = None if reply.cancelled() else reply.exception()
+        if reply.cancelled() or isinstance(error, _UNAVAILABLE):
+            self._queue[:0] = jobs  # perhaps partly landed: resent (consumers tolerate duplicates)
+            self._start_flusher()
+            return
+        if error is not None:
+            _fail(jobs, error)
+        else:
+            self._resolve(jobs, reply.result())
+        if self._queue:
+            self._start_flusher()
+
+    def _resolve(self, jobs: list[_Publish], ids: list[Any]) -> None:
+        for entry_id in ids:
+            if isinstance(entry_id, hiredis.ReplyError):
+                message = str(entry_id)
+                _fail(jobs, GroupMissing(message) if message.startswith("NOGROUP") else ResponseError(message))
+                return
+        at = 0
+        for job in jobs:
+            n = len(job.payloads)
+            if not job.future.done():
+                job.future.set_result([_s(i) for i in ids[at : at + n]])
+            at += n
+            self.stats.add(job.stream, "published", n)
 
     async def _flush(self) -> None:
+        while self._sending is not None:  # a write in flight goes first (if it fails, it is back in the queue)
+            await asyncio.wait({self._sending})
         while self._queue:
-            batch = self._queue[: self._max_pipeline]
-            del self._queue[: self._max_pipeline]
+            jobs: list[_Publish] = []
+            size = 0
+            while self._queue and (not jobs or size + len(self._queue[0].payloads) <= self._max_pipeline):
+                job = self._queue.pop(0)
+                jobs.append(job)
+                size += len(job.payloads)
             deadline = time.monotonic() + self._publish_retry_s
             delay = 0.01
             while True:
                 try:
                     ids = await self._fast.execute(
-                        [(b"XADD", stream, b"*", FIELD, payload) for stream, payload, _ in batch]
+                        [(b"XADD", job.stream, b"*", FIELD, payload) for job in jobs for payload in job.payloads]
                     )
-                    for entry_id in ids:
-                        if isinstance(entry_id, hiredis.ReplyError):
-                            _raise_reply(entry_id)
                 except _UNAVAILABLE as exc:
                     # The batch may have partly landed before the connection broke; resending can duplicate
                     # entries, which consumers tolerate (at-least-once, idempotent handlers).
                     if time.monotonic() + delay > deadline:
-                        error = BusUnavailable(f"redis unreachable while publishing: {exc}")
-                        for _, _, fut in batch:
-                            if not fut.done():
-                                fut.set_exception(error)
+                        _fail(jobs, BusUnavailable(f"redis unreachable while publishing: {exc}"))
                         break
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
                 except BaseException as exc:
-                    for _, _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    _fail(jobs, exc)
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     break
-                counts: dict[str, int] = {}
-                for (stream, _, fut), entry_id in zip(batch, ids, strict=True):
-                    counts[stream] = counts.get(stream, 0) + 1
-                    if not fut.done():
-                        fut.set_result(_s(entry_id))
-                for stream, n in counts.items():
-                    self.stats.add(stream, "published", n)
+                self._resolve(jobs, ids)
                 break
 
     async def publish(self, stream: str, message: Message) -> str:
-        (future,) = self._enqueue(stream, [self._codec.encode(message)])
-        return await future
+        return (await self._enqueue(stream, [self._codec.encode(message)]))[0]
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> list[str]:
         if not messages:
             return []
         encode = self._codec.encode
-        futures = self._enqueue(stream, [encode(m) for m in messages])
-        return list(await asyncio.gather(*futures))
+        return await self._enqueue(stream, [encode(m) for m in messages])
 
     async def publish_raw(self, stream: str, payload: bytes) -> str:
-        (future,) = self._enqueue(stream, [payload])
-        return await future
+        return (await self._enqueue(stream, [payload]))[0]
 
     # -- groups and reading -----------------------------------------------------------------------------------
 
@@ -478,6 +537,9 @@ class RedisTransport:
         await self._call(self._r.ping)
 
     async def close(self) -> None:
+        if self._sending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait({self._sending}, timeout=self._fast.timeout)
         if self._flusher is not None and not self._flusher.done():
             with contextlib.suppress(Exception):
                 await self._flusher

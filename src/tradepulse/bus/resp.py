@@ -117,6 +117,10 @@ class _Connection(asyncio.Protocol):
     # -- calls ----------------------------------------------------------------------------------------------
 
     @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
     def usable(self) -> bool:
         return self.lost is None and self._transport is not None and not self._transport.is_closing()
 
@@ -247,6 +251,18 @@ class FastRedis:
             # the commands were sent; their replies still arrive in order and are dropped with this future
             future.cancel()
             raise
+
+    def ready(self) -> _Connection | None:
+        """Return the shared connection if it is up and has room to write now, else None."""
+        conn = self._shared
+        if conn is not None and conn.usable and not conn.paused and not self._closed:
+            return conn
+        return None
+
+    def send_now(self, conn: _Connection, commands: Sequence[Command]) -> asyncio.Future[list[Any]]:
+        """Write ``commands`` on ``conn`` (from :meth:`ready`) at once; return the future of their replies. No
+        timeout here: the caller closes the connection if the answer takes too long."""
+        return conn.send(b"".join([_pack(c) for c in commands]), len(commands))
 
     async def call(self, *command: str | bytes | int | float) -> Any:
         """Run one non-blocking command on the shared connection and return its reply."""
