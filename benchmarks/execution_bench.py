@@ -520,13 +520,21 @@ def print_diagram(table: dict[str, dict[str, float]]) -> None:
 
 
 async def find_max(
-    gens: Generators, start: float, limit: float, seconds: float, tag: str, engines: Engines | None = None
+    gens: Generators,
+    start: float,
+    limit: float,
+    seconds: float,
+    tag: str,
+    engines: Engines | None = None,
+    refine: int = 2,
 ) -> tuple[float, list[dict[str, float]]]:
-    """Step the rate up; return the highest that held p99 < 10 ms with the achieved rate within 5 %."""
+    """Step the rate up (x1.5) until a step does not hold p99 < 10 ms with the achieved rate within 5 % and no
+    timeouts, then bisect ``refine`` times between the last rate that held and the first that did not; return
+    the highest rate that held."""
     best = 0.0
     steps: list[dict[str, float]] = []
-    rate = start
-    while rate <= limit:
+
+    async def step(rate: float) -> bool:
         cpu0 = sum(cpu_seconds(p.pid) for p in engines.processes) if engines is not None else 0.0
         gen0 = gens.cpu_seconds()
         run = await gens.run(rate, seconds, f"{tag}-{int(rate)}")
@@ -551,11 +559,25 @@ async def find_max(
             f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts}, "
             f"CPU per order: engines {cpu_us:.0f} us, generators {gen_us:.0f} us -> {'held' if ok else 'NOT held'}"
         )
-        if not ok:
+        await asyncio.sleep(1.0)
+        return ok
+
+    rate = start
+    failed = 0.0
+    while rate <= limit:
+        if not await step(rate):
+            failed = rate
             break
         best = rate
         rate = rate * 1.5 if rate < 8000 else rate + 4000
-        await asyncio.sleep(1.0)
+    for _ in range(refine if failed else 0):
+        mid = round((best + failed) / 2 / 50) * 50  # a round figure between the two
+        if mid <= best or mid >= failed:
+            break
+        if await step(mid):
+            best = mid
+        else:
+            failed = mid
     return best, steps
 
 
