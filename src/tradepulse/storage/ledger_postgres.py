@@ -195,7 +195,7 @@ WITH f AS (
         fees = t.fees, venue_order_id = t.venue_order_id, reject_reason = t.reject_reason,
         status_message = t.status_message, updated_ns = t.updated_ns
     FROM {_rows(2, _ORDER_UPDATE_TYPES, _ORDER_UPDATE_NAMES)}
-    WHERE o.client_order_id = t.client_order_id
+    WHERE o.client_order_id = ANY($6::text[]) AND o.client_order_id = t.client_order_id
 ), p AS (
     INSERT INTO ledger_positions ({", ".join(POSITION_COLUMNS)})
     SELECT t.* FROM {_rows(3, _POSITION_TYPES, POSITION_COLUMNS)}
@@ -245,7 +245,10 @@ class _PgBooking:
         ]
         position_rows = [position_values(p) for p in positions]
         account_rows = [(a.account_id, a.cash, a.fees, a.realized_pnl, a.updated_ns) for a in accounts]
-        args = [_json(fill_rows), _json(order_rows), _json(position_rows), _json(account_rows), booked_ns]
+        # the ids as an array too: the planner takes ``= ANY`` to the primary key, where a join to the JSON rows
+        # alone (estimated at 100 rows) became a hash join over a sequential scan of every order ever booked
+        ids = [o.client_order_id for o in orders]
+        args = [_json(fill_rows), _json(order_rows), _json(position_rows), _json(account_rows), booked_ns, ids]
         try:
             await self._conn.execute(_BOOK, *args, timeout=self._timeout)
         except asyncpg.UniqueViolationError as exc:
@@ -366,7 +369,11 @@ class PostgresLedgerStore:
                 # the ledger leaves no session state on a connection (its one advisory lock, in migrations, is
                 # released), so connections go back to the pool without asyncpg's reset round trip
                 self._pool = await create_pool(
-                    self.config, schema=self.config.schema or None, reset_on_release=False, numeric_as_text=True
+                    self.config,
+                    schema=self.config.schema or None,
+                    reset_on_release=False,
+                    numeric_as_text=True,
+                    index_lookups=True,
                 )
             async with self.pool.acquire(timeout=self.timeout) as conn:
                 await migrate_postgres(conn)
