@@ -274,6 +274,9 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     #: and its ack rides on that read. More: the next is read and risk-checked while the ledger commits the one
     #: before, and what queues meanwhile goes to the ledger as one statement (group commit)
     max_in_flight_batches: PositiveInt = 1
+    #: batches admitted concurrently while an account is contended (another engine overtook this one on it within
+    #: the last second): they queue for the ledger's lock on the account, and one turn admits them all
+    max_in_flight_contended: PositiveInt = 8
     #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
     broker_timeout_ms: PositiveInt = 2_000
     #: how often UNKNOWN orders are queried

@@ -392,3 +392,51 @@ async def test_a_consumer_acks_its_last_batch_without_waiting_for_more(transport
     await consumer.close()  # the last batch is acked on the way out
     assert await transport.pending_count(stream, G) == 0
     assert seen == [1, 2, 3]
+
+
+async def test_the_concurrency_limit_can_change_between_batches(transport: Transport, stream: str) -> None:
+    """``max_in_flight`` may be a callable asked at every batch (the engine admits more batches at once while an
+    account is contended): above 1, batches are handled side by side; at 1, one after the other again."""
+    limit = [3]
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(batch: Sequence[Delivery]) -> Mapping[str, BaseException] | None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        handled.extend(d.message.ts_ns for d in batch if isinstance(d.message, Tick))
+        running -= 1
+        return None
+
+    one_at_a_time = FAST.__class__(**{**{f: getattr(FAST, f) for f in FAST.__struct_fields__}, "read_count": 1})
+    consumer = Consumer(
+        transport,
+        group=G,
+        name="c",
+        streams=[stream],
+        handler=handle,
+        config=one_at_a_time,
+        max_in_flight=lambda: limit[0],
+    )
+    consumer.start()
+    await consumer.wait_started()
+    await transport.publish_many(stream, [tick(1), tick(2), tick(3)])
+    await _until(lambda: running == 3, 10)  # three batches of one, side by side
+    limit[0] = 1
+    release.set()
+    await _until(lambda: len(handled) == 3, 10)
+    release.clear()
+    peak = 0
+    await transport.publish_many(stream, [tick(4), tick(5)])
+    await _until(lambda: running == 1, 10)
+    await asyncio.sleep(0.2)
+    assert running == 1  # the next batch waits for this one
+    release.set()
+    await _until(lambda: len(handled) == 5, 10)
+    await consumer.close()
+    assert peak == 1
+    assert await transport.pending_count(stream, G) == 0

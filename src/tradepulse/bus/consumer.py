@@ -80,7 +80,7 @@ class Consumer:
         config: BusConfig | None = None,
         group_start: str = "0",
         batch_window_ms: float = 0.0,
-        max_in_flight: int = 1,
+        max_in_flight: int | Callable[[], int] = 1,
     ) -> None:
         if not streams:
             raise ValueError("a consumer needs at least one stream")
@@ -94,7 +94,8 @@ class Consumer:
         #: after a read shorter than ``read_count``, wait this long and take what arrived meanwhile (0 = never)
         self.batch_window_s = batch_window_ms / 1000.0
         #: batches handled concurrently (each acked when its own handler finishes); 1 = one after the other
-        self.max_in_flight = max(1, max_in_flight)
+        #: may be a callable, asked at every batch (the engine admits more at once while an account is contended)
+        self._max_in_flight = max_in_flight
         self._in_flight: set[asyncio.Task[None]] = set()
         #: acks of the last batch handled inline, sent with the next read (stream -> entry ids)
         self._deferred: dict[str, list[str]] = {}
@@ -152,6 +153,12 @@ class Consumer:
                 await asyncio.wait({self._task}, timeout=0.2)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+
+    @property
+    def max_in_flight(self) -> int:
+        """Batches handled concurrently now."""
+        limit = self._max_in_flight
+        return max(1, limit() if callable(limit) else limit)
 
     @property
     def stopping(self) -> bool:
@@ -234,10 +241,11 @@ class Consumer:
     async def _dispatch(self, batch: list[Delivery]) -> None:
         """Handle ``batch`` now (acked with the next read), or (with ``max_in_flight`` > 1) in a task while the
         next read goes ahead."""
-        if self.max_in_flight == 1:
+        limit = self.max_in_flight
+        if limit == 1 and not self._in_flight:
             await self._handle(batch, defer_ack=True)
             return
-        while len(self._in_flight) >= self.max_in_flight:
+        while len(self._in_flight) >= limit:
             await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
         task = asyncio.get_running_loop().create_task(self._handle(batch))
         self._in_flight.add(task)

@@ -429,6 +429,17 @@ class Admission:
             flight.queued.set()
             flight.done.set_result(None)
 
+    def contended(self) -> bool:
+        """Whether another engine overtook this one on some account within :data:`CONTENDED_S`."""
+        if not self._contended:
+            return False
+        now = time.monotonic()
+        for account, at in list(self._contended.items()):
+            if now - at < CONTENDED_S:
+                return True
+            del self._contended[account]
+        return False
+
     def _is_contended(self, accounts: list[str]) -> bool:
         if not self._contended:
             return False

@@ -189,11 +189,17 @@ class ExecutionEngine:
             handler=self.admission.handle,
             config=msgspec.structs.replace(self.settings.bus, read_count=self.config.max_batch),
             batch_window_ms=self.config.batch_window_ms,
-            max_in_flight=self.config.max_in_flight_batches,
+            max_in_flight=self._in_flight_limit,
         )
         self.consumer.start()
         await self.consumer.wait_started()
         log.info("engine %s started at %s (%d open orders)", self.name, self.state.venue, len(self.state.orders))
+
+    def _in_flight_limit(self) -> int:
+        """One batch at a time (natural batching), more while an account is contended: another engine admits
+        for it too, and one turn of the ledger's lock then admits every batch waiting for it."""
+        cfg = self.config
+        return cfg.max_in_flight_contended if self.admission.contended() else cfg.max_in_flight_batches
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
