@@ -14,7 +14,7 @@ import pytest
 
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Order, OrderType, Side, SubmitOrder, TimeInForce
-from tradepulse.storage.ledger_postgres import _BOOK, PostgresLedgerStore, _json
+from tradepulse.storage.ledger_postgres import _BOOK, BEGIN_BOOKING, PostgresLedgerStore, _json
 from tradepulse.storage.ledger_store import OrderRecord
 
 pytestmark = pytest.mark.integration
@@ -57,24 +57,25 @@ async def test_a_booking_planned_on_an_empty_ledger_still_finds_its_orders_by_ke
         await store.ensure_accounts(["default"], Decimal(10**6), "USD")
         snap = (await store.snapshot(["default"]))["default"]
         async with store.pool.acquire() as conn:
-            assert await conn.fetchval("SHOW enable_seqscan") == "off"
             # the generic plan, made and cached now, while ledger_orders is empty (a new engine's sixth booking)
             await conn.execute("SET plan_cache_mode = force_generic_plan")
+            await conn.execute(BEGIN_BOOKING)
             await conn.execute("PREPARE booking(text, text, text, text, bigint, text[]) AS " + _BOOK)
             await conn.execute("EXECUTE booking('[]', '[]', '[]', '[]', 1, ARRAY[]::text[])")
+            await conn.execute("COMMIT")
             result = await store.admit(_records(0, 2_000), {"default": (snap.seq, snap.token)}, {"default": "t1"})
             assert result.ok
             orders = [[f"plan-{i}", "CANCELED", "0", "0", "0", None, None, "", 1] for i in range(10)]
             args = ["[]", _json(orders), "[]", "[]", 1, [f"plan-{i}" for i in range(10)]]
-            tx = conn.transaction()
-            await tx.start()
+            await conn.execute(BEGIN_BOOKING)
             try:
                 explain = "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE booking(" + ",".join(_literal(a) for a in args) + ")"
                 plan = "\n".join(r[0] for r in await conn.fetch(explain))
                 assert await conn.fetchval("SELECT count(*) FROM ledger_orders WHERE status = 'CANCELED'") == 10
             finally:
-                await tx.rollback()
+                await conn.execute("ROLLBACK")
             await conn.execute("DEALLOCATE booking")
+            assert await conn.fetchval("SHOW enable_seqscan") == "on"  # outside a booking: the planner decides
         assert "Seq Scan on ledger_orders" not in plan, plan
         assert "ledger_orders_pkey" in plan, plan
     finally:

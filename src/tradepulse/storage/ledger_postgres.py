@@ -211,6 +211,15 @@ WHERE a.account_id = t.account_id
 """
 
 
+#: a booking's transaction starts with sequential scans off, in the same round trip as BEGIN. Its statements are
+#: key lookups, and a prepared statement's cached generic plan is made from the tables' sizes when it is planned:
+#: on a new ledger (before autovacuum's first ANALYZE, up to a minute) the booking planned against a near-empty
+#: ledger_orders scanned every order ever admitted, so each booking cost more than the last (10 fills: 0.4 ms at
+#: the start of a run, 4.9 ms after 40 s at 1,000 orders/s). Only the booking's session state: the API's reads
+#: on the same pool keep the planner's choice (off there, a summary read took 150 ms).
+BEGIN_BOOKING = "BEGIN; SET LOCAL enable_seqscan = off"
+
+
 class _PgBooking:
     def __init__(self, conn: asyncpg.Connection, timeout: float) -> None:
         self._conn = conn
@@ -369,11 +378,7 @@ class PostgresLedgerStore:
                 # the ledger leaves no session state on a connection (its one advisory lock, in migrations, is
                 # released), so connections go back to the pool without asyncpg's reset round trip
                 self._pool = await create_pool(
-                    self.config,
-                    schema=self.config.schema or None,
-                    reset_on_release=False,
-                    numeric_as_text=True,
-                    index_lookups=True,
+                    self.config, schema=self.config.schema or None, reset_on_release=False, numeric_as_text=True
                 )
             async with self.pool.acquire(timeout=self.timeout) as conn:
                 await migrate_postgres(conn)
@@ -480,24 +485,34 @@ class PostgresLedgerStore:
     @asynccontextmanager
     async def booking(self, account_ids: Sequence[str], keys: Sequence[tuple[str, str]]) -> AsyncIterator[_PgBooking]:
         try:
-            async with self.pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-                tx = _PgBooking(conn, self.timeout)
-                for r in await conn.fetch(
-                    "SELECT * FROM ledger_accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE",
-                    sorted(set(account_ids)),
-                    timeout=self.timeout,
-                ):
-                    tx.accounts[r["account_id"]] = account_from_row(r)
-                if keys:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                await conn.execute(BEGIN_BOOKING, timeout=self.timeout)
+                try:
+                    tx = _PgBooking(conn, self.timeout)
                     for r in await conn.fetch(
-                        "SELECT p.* FROM ledger_positions p JOIN unnest($1::text[], $2::text[]) AS k(a, s) "
-                        "ON p.account_id = k.a AND p.symbol = k.s",
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
+                        "SELECT * FROM ledger_accounts WHERE account_id = ANY($1::text[]) "
+                        "ORDER BY account_id FOR UPDATE",
+                        sorted(set(account_ids)),
                         timeout=self.timeout,
                     ):
-                        tx.positions[(r["account_id"], r["symbol"])] = position_from_row(r)
-                yield tx
+                        tx.accounts[r["account_id"]] = account_from_row(r)
+                    if keys:
+                        for r in await conn.fetch(
+                            "SELECT p.* FROM ledger_positions p JOIN unnest($1::text[], $2::text[]) AS k(a, s) "
+                            "ON p.account_id = k.a AND p.symbol = k.s",
+                            [k[0] for k in keys],
+                            [k[1] for k in keys],
+                            timeout=self.timeout,
+                        ):
+                            tx.positions[(r["account_id"], r["symbol"])] = position_from_row(r)
+                    yield tx
+                except BaseException:
+                    try:
+                        await conn.execute("ROLLBACK", timeout=self.timeout)
+                    except BaseException:
+                        conn.terminate()  # the pool replaces it; never back in the pool mid-transaction
+                    raise
+                await conn.execute("COMMIT", timeout=self.timeout)
         except LedgerError:
             raise
         except _UNAVAILABLE as exc:

@@ -29,7 +29,6 @@ async def create_pool(
     max_size: int | None = None,
     reset_on_release: bool = True,
     numeric_as_text: bool = False,
-    index_lookups: bool = False,
 ) -> asyncpg.Pool:
     """Return a connection pool for ``config.url``; ``schema`` sets the search path (tests use one per test).
 
@@ -37,12 +36,6 @@ async def create_pool(
     goes back to the pool: one round trip less per use, for callers that never leave session state behind.
     ``numeric_as_text`` sends and reads NUMERIC values as decimal text (``str`` / ``Decimal``), which costs half
     the CPU of asyncpg's binary NUMERIC codec for large arrays of Decimals, exactly the same values.
-    ``index_lookups`` turns sequential scans off on the pool's sessions (``enable_seqscan``), for stores whose
-    every query is a key or index lookup: a prepared statement's cached generic plan is made from the table's
-    size when it is planned, so on a new database (before autovacuum's first ANALYZE, up to a minute) a booking
-    planned against a near-empty table kept scanning every order ever admitted: measured, a booking of 10 fills
-    took 0.4 ms at the start of a run and 4.9 ms after 40 s at 1,000 orders/s. A query with no index to use
-    still scans; only the choice is taken away.
     """
     extra: dict[str, object] = {}
     if not reset_on_release:
@@ -50,8 +43,6 @@ async def create_pool(
     if numeric_as_text:
         extra["init"] = _numeric_text
     settings = {"search_path": f'"{schema}", public'} if schema else {}
-    if index_lookups:
-        settings["enable_seqscan"] = "off"
     try:
         pool = await asyncpg.create_pool(
             config.url,
