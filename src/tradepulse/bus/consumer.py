@@ -189,13 +189,7 @@ class Consumer:
                 now = time.monotonic()
                 if now - last_claim >= self.config.claim_interval_ms / 1000.0:
                     last_claim = now
-                    if self._deferred:  # ack what was handled first, or the claim could hand it out again
-                        acks, self._deferred = self._deferred, {}
-                        try:
-                            await self.transport.ack_many(self.group, acks)
-                        except BaseException:
-                            self._defer(acks)
-                            raise
+                    await self._ack_deferred()  # what was handled first, or the claim could hand it out again
                     await self._claim()
                 self._blocked_in_read = True
                 acks, self._deferred = self._deferred, {}
@@ -288,17 +282,25 @@ class Consumer:
         for stream, ids in acks.items():
             self._deferred.setdefault(stream, []).extend(ids)
 
-    async def _flush_deferred(self) -> None:
-        """Ack what waits for a next read that will not come (stopping); if the bus is down, the entries stay
-        pending and are delivered again (to this member when it restarts, or claimed by another)."""
+    async def _ack_deferred(self) -> None:
+        """Ack now what waits for the next read; if that fails, it waits again."""
         acks, self._deferred = self._deferred, {}
         if acks:
             try:
                 await self.transport.ack_many(self.group, acks)
-            except (BusUnavailable, GroupMissing) as exc:
-                log.warning(
-                    "consumer %s/%s: final ack failed (%s); entries will be redelivered", self.group, self.name, exc
-                )
+            except BaseException:
+                self._defer(acks)
+                raise
+
+    async def _flush_deferred(self) -> None:
+        """Ack what waits for a next read that will not come (stopping); if the bus is down, the entries stay
+        pending and are delivered again (to this member when it restarts, or claimed by another)."""
+        try:
+            await self._ack_deferred()
+        except (BusUnavailable, GroupMissing) as exc:
+            log.warning(
+                "consumer %s/%s: final ack failed (%s); entries will be redelivered", self.group, self.name, exc
+            )
 
     async def _handle(self, batch: Sequence[Delivery], *, defer_ack: bool = False) -> None:
         good: list[Delivery] = []

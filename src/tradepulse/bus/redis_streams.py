@@ -113,11 +113,11 @@ def _fail(jobs: Sequence[_Publish], error: BaseException) -> None:
             job.future.set_exception(error)
 
 
-def _raise_reply(reply: hiredis.ReplyError) -> None:
+def _reply_exception(reply: hiredis.ReplyError) -> Exception:
+    """The exception an error reply means: NOGROUP is :class:`GroupMissing`, anything else redis-py's
+    ``ResponseError`` (as the calls still made through redis-py raise)."""
     message = str(reply)
-    if message.startswith("NOGROUP"):
-        raise GroupMissing(message)
-    raise ResponseError(message)
+    return GroupMissing(message) if message.startswith("NOGROUP") else ResponseError(message)
 
 
 def _s(value: bytes | str) -> str:
@@ -193,20 +193,9 @@ class RedisTransport:
                 raise GroupMissing(str(exc)) from exc
             raise
 
-    async def _hot(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Run ``commands`` as one pipeline on the lean shared connection; raise the first error reply."""
-        try:
-            replies = await self._fast.execute(commands)
-        except _UNAVAILABLE as exc:
-            raise BusUnavailable(f"redis unreachable: {exc}") from exc
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                _raise_reply(reply)
-        return replies
-
-    async def _hot_blocking(self, commands: Sequence[Sequence[Any]], block_ms: int) -> list[Any]:
-        """Run ``commands`` as one pipeline whose last one may block ``block_ms`` (0 = not at all) on a lean
-        connection; raise the first error reply."""
+    async def _hot(self, commands: Sequence[Sequence[Any]], block_ms: int = 0) -> list[Any]:
+        """Run ``commands`` as one pipeline on a lean connection (the shared one; a blocking one when the last
+        command may block ``block_ms``); raise the first error reply."""
         try:
             if block_ms:
                 replies = await self._fast.blocking(commands, block_ms / 1000.0)
@@ -216,7 +205,7 @@ class RedisTransport:
             raise BusUnavailable(f"redis unreachable: {exc}") from exc
         for reply in replies:
             if isinstance(reply, hiredis.ReplyError):
-                _raise_reply(reply)
+                raise _reply_exception(reply)
         return replies
 
     # -- publishing -------------------------------------------------------------------------------------------
@@ -274,8 +263,7 @@ class RedisTransport:
     def _resolve(self, jobs: list[_Publish], ids: list[Any]) -> None:
         for entry_id in ids:
             if isinstance(entry_id, hiredis.ReplyError):
-                message = str(entry_id)
-                _fail(jobs, GroupMissing(message) if message.startswith("NOGROUP") else ResponseError(message))
+                _fail(jobs, _reply_exception(entry_id))
                 return
         at = 0
         for job in jobs:
@@ -370,7 +358,7 @@ class RedisTransport:
         if block_ms:
             command += [b"BLOCK", block_ms]
         command += [b"STREAMS", *streams, *([b">"] * len(streams))]
-        replies = await self._hot_blocking([*((b"XACK", s, group, *ids) for s, ids in acks), command], block_ms)
+        replies = await self._hot([*((b"XACK", s, group, *ids) for s, ids in acks), command], block_ms)
         for (stream, _), acked in zip(acks, replies, strict=False):
             self.stats.add(stream, "acked", int(acked))
         reply = replies[-1]
@@ -392,7 +380,7 @@ class RedisTransport:
         command: list[Any] = [b"XREAD", b"COUNT", count]
         if block_ms:
             command += [b"BLOCK", block_ms]
-        (reply,) = await self._hot_blocking([[*command, b"STREAMS", stream, after]], block_ms)
+        (reply,) = await self._hot([[*command, b"STREAMS", stream, after]], block_ms)
         out: list[Delivery] = []
         for _, entries in reply or ():
             out.extend(self._delivery(stream, eid, fields, 1) for eid, fields in entries)
