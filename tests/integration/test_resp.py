@@ -168,3 +168,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_the_lean_connections_take_the_pools_server_and_tls_settings() -> None:
+    import ssl
+
+    import redis.asyncio as aioredis
+
+    plain = FastRedis.from_pool(aioredis.ConnectionPool.from_url("redis://:secret@10.1.2.3:6390/4"))
+    assert (plain.host, plain.port, plain.db, plain.password, plain.ssl) == ("10.1.2.3", 6390, 4, "secret", None)
+    tls = FastRedis.from_pool(aioredis.ConnectionPool.from_url("rediss://redis.example:6380/0?ssl_cert_reqs=none"))
+    assert isinstance(tls.ssl, ssl.SSLContext)
+    assert tls.ssl.verify_mode == ssl.CERT_NONE
+    strict = FastRedis.from_pool(aioredis.ConnectionPool.from_url("rediss://redis.example:6380/0"))
+    assert strict.ssl is not None
+    assert strict.ssl.verify_mode == ssl.CERT_REQUIRED

@@ -152,7 +152,7 @@ class RedisTransport:
         self._trimmer: asyncio.Task[None] | None = None
         self._dirty: set[str] = set()
         self._trim = self._r.register_script(_TRIM_SCRIPT)
-        self._fast = FastRedis.from_connection_kwargs(client.connection_pool.connection_kwargs)
+        self._fast = FastRedis.from_pool(client.connection_pool)
         self._closed = False
 
     @classmethod

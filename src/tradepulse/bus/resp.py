@@ -29,12 +29,14 @@ list; the caller decides what they mean.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import ssl
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.connection import RedisSSLContext, SSLConnection
 
 Command = Sequence[str | bytes | int | float]
 
@@ -165,8 +167,10 @@ class FastRedis:
         connect_timeout: float = 2.0,
         timeout: float = 5.0,
         max_blocking: int = 16,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.path = host, port, path
+        self.ssl = ssl_context
         self.db, self.username, self.password = db, username, password
         self.connect_timeout = connect_timeout
         #: most seconds a non-blocking call may take; a blocking read may take its block time on top
@@ -179,7 +183,28 @@ class FastRedis:
         self._closed = False
 
     @classmethod
-    def from_connection_kwargs(cls, kwargs: Mapping[str, Any], *, timeout: float | None = None) -> FastRedis:
+    def from_pool(cls, pool: aioredis.ConnectionPool) -> FastRedis:
+        """Build from a redis-py pool: the same server, database, credentials and TLS settings (``rediss://``:
+        the context redis-py itself would build)."""
+        kwargs = pool.connection_kwargs
+        context = None
+        if issubclass(pool.connection_class, SSLConnection):
+            context = RedisSSLContext(
+                keyfile=kwargs.get("ssl_keyfile"),
+                certfile=kwargs.get("ssl_certfile"),
+                cert_reqs=kwargs.get("ssl_cert_reqs", "required"),
+                ca_certs=kwargs.get("ssl_ca_certs"),
+                ca_data=kwargs.get("ssl_ca_data"),
+                check_hostname=kwargs.get("ssl_check_hostname", False),
+                min_version=kwargs.get("ssl_min_version"),
+                ciphers=kwargs.get("ssl_ciphers"),
+            ).get()
+        return cls.from_connection_kwargs(kwargs, ssl_context=context)
+
+    @classmethod
+    def from_connection_kwargs(
+        cls, kwargs: Mapping[str, Any], *, timeout: float | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> FastRedis:
         """Build from a redis-py pool's ``connection_kwargs`` (the same server, database and credentials)."""
         return cls(
             host=str(kwargs.get("host", "127.0.0.1")),
@@ -190,6 +215,7 @@ class FastRedis:
             password=kwargs.get("password"),
             connect_timeout=float(kwargs.get("socket_connect_timeout") or 2.0),
             timeout=float(timeout if timeout is not None else kwargs.get("socket_timeout") or 5.0),
+            ssl_context=ssl_context,
         )
 
     async def _connect(self) -> _Connection:
@@ -198,7 +224,9 @@ class FastRedis:
             if self.path:
                 transport, conn = await loop.create_unix_connection(_Connection, self.path)
             else:
-                transport, conn = await loop.create_connection(_Connection, self.host, self.port)
+                transport, conn = await loop.create_connection(
+                    _Connection, self.host, self.port, ssl=self.ssl, server_hostname=self.host if self.ssl else None
+                )
             conn.connection_made(transport)  # uvloop may call it only after create_connection has returned
             setup: list[Command] = []
             if self.password:
@@ -306,8 +334,7 @@ class FastRedis:
         self._shared = None
         for conn in connections:
             conn.close()
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0)  # let the transports close
+        await asyncio.sleep(0)  # let the transports close
 
 
 def reply_error(reply: Any) -> str | None:
