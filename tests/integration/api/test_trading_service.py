@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.integration.api.trading_fixtures import Trading, trading, wait_marks
+from tests.integration.api.trading_fixtures import Trading, open_trading, trading, wait_marks
 from tests.support.engine import EngineHarness, settings_for, tick, until_async
 from tradepulse.api.trading_models import OrderRequest, RebalanceRequest
 from tradepulse.api.trading_service import Conflict, InvalidRequest, NotFound, TradingService
@@ -485,42 +485,19 @@ async def test_reads_wait_until_the_ledger_has_booked_what_was_reported(
 ) -> None:
     """The engine books fills a moment after it reports them (here up to 400 ms: a slow booker); a GET after a
     FILLED answer still shows the order filled, its fill and the position (read-your-writes)."""
-    from tests.integration.api.trading_fixtures import trading_settings
-    from tests.integration.bus_fixtures import make_redis
-    from tests.support.servers import redis_server
-    from tradepulse.storage.ledger_postgres import PostgresLedgerStore
-
-    with redis_server(appendonly=False) as server:
-        base = trading_settings(tmp_path, server.url, pg_database, pg_schema)
-        settings = msgspec.structs.replace(
-            base, execution=msgspec.structs.replace(base.execution, book_interval_ms=400.0)
-        )
-        bus = make_redis(server.url)
-        harness = EngineHarness(settings, bus)
-        await harness.start()
-        await harness.ticks(tick("AAA", 100.0))
-        store = PostgresLedgerStore(settings.database)
-        await store.open()
-        client = OrderClient(bus, partitions=settings.bus.order_partitions, block_ms=100)
-        await client.start()
-        svc = TradingService.create(settings, store, client, timeout_s=5.0)
-        impatient = TradingService.create(settings, store, client, timeout_s=5.0)
+    async with open_trading(tmp_path, pg_database, pg_schema, execution={"book_interval_ms": 400.0}) as trading:
+        svc = trading.service
+        impatient = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=5.0)
         impatient.booking_wait_s = 0.0
-        try:
-            assert (await svc.submit(req("rw-1", qty="3"), "default"))[1].order.status is OrderStatus.FILLED
-            # the booker books rw-1 at once, then pauses 400 ms: rw-2's fill waits for the next booking
-            status, second = await svc.submit(req("rw-2", qty="4"), "default")
-            assert (status, second.order.status) == (201, OrderStatus.FILLED)
-            booked_now = await impatient.get("rw-2", "default")  # what the ledger has this instant
-            assert booked_now.order.status is not OrderStatus.FILLED
-            assert booked_now.fills == []
-            got = await svc.get("rw-2", "default")
-            assert got.order.status is OrderStatus.FILLED
-            assert [f.fill_id for f in got.fills] == [f.fill_id for f in second.fills]
-            assert (await svc.position("AAA", "default")).quantity == D(7)
-            assert [f.order_id for f in (await svc.list_fills("default")).fills] == ["rw-1", "rw-2"]
-        finally:
-            await client.close()
-            await harness.stop()
-            await store.close()
-            await bus.close()
+        assert (await svc.submit(req("rw-1", qty="3"), "default"))[1].order.status is OrderStatus.FILLED
+        # the booker books rw-1 at once, then pauses 400 ms: rw-2's fill waits for the next booking
+        status, second = await svc.submit(req("rw-2", qty="4"), "default")
+        assert (status, second.order.status) == (201, OrderStatus.FILLED)
+        booked_now = await impatient.get("rw-2", "default")  # what the ledger has this instant
+        assert booked_now.order.status is not OrderStatus.FILLED
+        assert booked_now.fills == []
+        got = await svc.get("rw-2", "default")
+        assert got.order.status is OrderStatus.FILLED
+        assert [f.fill_id for f in got.fills] == [f.fill_id for f in second.fills]
+        assert (await svc.position("AAA", "default")).quantity == D(7)
+        assert [f.order_id for f in (await svc.list_fills("default")).fills] == ["rw-1", "rw-2"]

@@ -4,9 +4,11 @@ ledger in this test's own PostgreSQL schema, and a TradingService over a second 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -58,10 +60,17 @@ async def wait_marks(store: PostgresLedgerStore, symbols: tuple[str, ...] = ("AA
     await until_async(marked, 10, "marks written")
 
 
-@pytest.fixture
-async def trading(tmp_path: Path, pg_database: str, pg_schema: str) -> AsyncIterator[Trading]:
+@asynccontextmanager
+async def open_trading(
+    tmp_path: Path, pg_database: str, pg_schema: str, execution: dict[str, Any] | None = None
+) -> AsyncIterator[Trading]:
+    """A private Redis, a real engine (``execution`` overrides its settings) and a TradingService over it."""
     with redis_server(appendonly=False) as server:
         settings = trading_settings(tmp_path, server.url, pg_database, pg_schema)
+        if execution:
+            settings = msgspec.structs.replace(
+                settings, execution=msgspec.structs.replace(settings.execution, **execution)
+            )
         bus = make_redis(server.url)
         harness = EngineHarness(settings, bus)
         await harness.start()
@@ -78,6 +87,12 @@ async def trading(tmp_path: Path, pg_database: str, pg_schema: str) -> AsyncIter
             await harness.stop()
             await store.close()
             await bus.close()
+
+
+@pytest.fixture
+async def trading(tmp_path: Path, pg_database: str, pg_schema: str) -> AsyncIterator[Trading]:
+    async with open_trading(tmp_path, pg_database, pg_schema) as t:
+        yield t
 
 
 @dataclass
