@@ -591,13 +591,16 @@ async def main(args: argparse.Namespace) -> int:
             bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
             stop = asyncio.Event()
             feed = asyncio.ensure_future(tick_feed(bus, stop))
-            engines = start_engines(1, redis_url, db_url, workdir, "one", args.in_flight, args.engine_env)
+            engines = start_engines(
+                args.latency_engines, redis_url, db_url, workdir, "one", args.in_flight, args.engine_env
+            )
             await asyncio.sleep(1.0)
             gens = Generators(args.latency_generators, redis_url)
             await gens.start()
             try:
                 await gens.run(min(args.rate, 1000), 2, "warmup")
-                console.print(f"[bold]latency: {args.rate:,.0f} orders/s for {args.seconds:g} s, one engine[/bold]")
+                who = "one engine" if args.latency_engines == 1 else f"{args.latency_engines} engines"
+                console.print(f"[bold]latency: {args.rate:,.0f} orders/s for {args.seconds:g} s, {who}[/bold]")
                 spies = profile_engines(engines, args.seconds) if args.profile else []
                 work0 = await WorkCounters.read(bus, db_url)
                 cpu0 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
@@ -694,6 +697,7 @@ async def main(args: argparse.Namespace) -> int:
         "partitions": PARTITIONS,
         "generators": args.generators,
         "latency_generators": args.latency_generators,
+        "latency_engines": args.latency_engines,
         "symbols": len(SYMBOLS),
         "engine_env": args.engine_env,
     }
@@ -733,6 +737,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="load generator processes for the throughput steps (default: a quarter of the CPUs, 1 to 4)",
     )
     p.add_argument("--latency-generators", type=int, default=1, help="load generator processes for the latency run")
+    p.add_argument(
+        "--latency-engines", type=int, default=1, help="engine processes for the latency run (the figures are for 1)"
+    )
     p.add_argument("--worker", metavar="REDIS_URL", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
