@@ -165,11 +165,12 @@ async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: 
     await bus.close()
 
 
-async def test_engines_sharing_an_account_take_turns_under_the_ledger_lock(
+async def test_engines_sharing_an_account_take_turns_on_fresh_state(
     tmp_path: Path, pg_database: str, pg_schema: str
 ) -> None:
-    """Two engines admit for one account at once: the second finds the account moved under it, admits under the
-    ledger's lock from then on, and together they still cannot breach the position limit."""
+    """Two engines admit for one account at once: the second finds the account moved under it, admits in turns
+    decided on the state that overtook it from then on (under the ledger's lock when overtaken again and again),
+    and together they still cannot breach the position limit."""
     bus = MemoryTransport()
     database = DatabaseConfig(backend="postgres", url=pg_database, schema=pg_schema, pool_min=1, pool_max=4)
     harnesses = [
@@ -207,7 +208,7 @@ async def test_engines_sharing_an_account_take_turns_under_the_ledger_lock(
     statuses = [r.order.status for r in records.values()]
     assert statuses.count(OrderStatus.FILLED) == 90
     assert statuses.count(OrderStatus.REJECTED) == 10
-    assert second.engine.state.counters.locked_admissions >= 1
+    assert second.engine.state.counters.contended_turns >= 1
     assert first.engine.state.counters.admitted + second.engine.state.counters.admitted == 91  # once each
     assert sum(h.venue.fills for h in harnesses if h.venue is not None) == 91
     positions = {p.position.symbol: p.position.quantity for p in await first.store.positions("default")}

@@ -120,6 +120,49 @@ async def test_concurrent_admissions_with_the_same_sequence_admit_exactly_one(
     assert sorted(r.ok for r in results) == [False, False, True]
 
 
+async def test_a_stale_admission_asked_for_fresh_state_returns_the_state_that_overtook_it(store: LedgerStore) -> None:
+    await store.ensure_accounts(["default"], D("100000.25"), "USD")
+    first = await store.admit([record("o1", qty="7")], {"default": SEQ[0]}, {"default": TOKENS[0]}, fresh=True)
+    assert first.ok
+    assert first.snapshots == {}
+    stale = await store.admit([record("o2")], {"default": SEQ[0]}, {"default": "late"}, fresh=True)
+    assert not stale.ok
+    assert stale.inserted == frozenset()
+    snap = stale.snapshots["default"]
+    assert (snap.seq, snap.token) == SEQ[1]
+    assert snap.account.cash == D("100000.25")
+    assert snap.reserved["AAA"].buy_qty == D(7)
+    assert snap == (await store.snapshot(["default"]))["default"]
+    assert await store.get_orders(["o2"]) == {}
+    retried = await store.admit([record("o2")], {"default": (snap.seq, snap.token)}, {"default": TOKENS[1]})
+    assert retried.ok
+    assert retried.inserted == {"o2"}
+
+
+async def test_racing_admissions_asked_for_fresh_state_see_the_winner(
+    store_factory: Callable[[], LedgerStore],
+) -> None:
+    """Whether a loser's statement started before or after the winner committed, it sees the winner's state."""
+    stores = [store_factory() for _ in range(4)]
+    for s in stores:
+        await s.open()
+    await stores[0].ensure_accounts(["default"], D(100_000), "USD")
+    for n in range(5):
+        seq = (await stores[0].snapshot(["default"]))["default"]
+        results = await asyncio.gather(
+            *(
+                s.admit([record(f"r{n}-{i}")], {"default": (seq.seq, seq.token)}, {"default": f"{n}-{i}"}, fresh=True)
+                for i, s in enumerate(stores)
+            )
+        )
+        winners = [i for i, r in enumerate(results) if r.ok]
+        assert len(winners) == 1
+        for r in results:
+            if not r.ok:
+                assert (r.snapshots["default"].seq, r.snapshots["default"].token) == (seq.seq + 1, f"{n}-{winners[0]}")
+                assert r.snapshots["default"].reserved["AAA"].buy_qty == D(10) * (n + 1)
+
+
 async def test_an_admission_under_the_lock_reads_fresh_state_and_commits(store: LedgerStore) -> None:
     await store.ensure_accounts(["default"], D("100000.25"), "USD")
     await store.admit([record("o1", qty="7")], {"default": SEQ[0]}, {"default": TOKENS[0]})

@@ -8,9 +8,11 @@ For each batch read from the bus:
    batch see each other;
 4. all orders (accepted as NEW, refused as REJECTED) are written to the ledger in ONE statement that only
    succeeds if no other engine changed the accounts meanwhile; if one did, the account is *contended* and the
-   batch (and, for a while, every batch for that account) is decided again under the ledger's lock on the
-   account, on its state read under that lock, so engines sharing an account take turns instead of retrying
-   against each other. A client order id the ledger already has is not inserted; its stored state is the answer;
+   batch (and, for a while, every batch for that account) is admitted in turns: everything queued for the
+   account decided together on the state the failed write brought back, written with the same check, and
+   after a few overtaken writes under the ledger's lock on the account, so engines sharing an account take
+   turns instead of retrying against each other. A client order id the ledger already has is not inserted; its
+   stored state is the answer;
 5. only then are the accepted orders sent to the broker, in one call; a call that times out leaves its orders
    UNKNOWN for the resolver (never resent).
 
@@ -48,15 +50,24 @@ from tradepulse.execution.publisher import ReportPublisher
 from tradepulse.execution.state import EngineState
 from tradepulse.execution.tracking import Tracked
 from tradepulse.risk.engine import RiskDecision, RiskEngine
-from tradepulse.storage.ledger_store import AdmissionTx, LedgerStore, LedgerUnavailable, OrderRecord
+from tradepulse.storage.ledger_store import (
+    AccountSnapshot,
+    AdmissionTx,
+    AdmitResult,
+    LedgerStore,
+    LedgerUnavailable,
+    OrderRecord,
+)
 
 log = logging.getLogger(__name__)
 
 _MAX_ATTEMPTS = 20
 #: most orders in one admission statement (whole batches; encoding a statement holds the event loop)
 _MAX_STATEMENT = 1_024
-#: how long an account stays contended (admitted under the ledger's lock) after another engine overtook this one
+#: how long an account stays contended (admitted in turns on fresh state) after another engine overtook this one
 CONTENDED_S = 1.0
+#: overtaken optimistic writes in one contended turn before it takes the ledger's lock on the accounts
+FRESH_ATTEMPTS = 3
 
 
 def _snapshot(order: Order, stamps: dict[str, int]) -> Order:
@@ -77,7 +88,7 @@ class _InFlight:
 
 @dataclass(slots=True)
 class _Locked:
-    """A batch waiting to be admitted under the ledger's lock, with what deciding it needs."""
+    """A batch waiting for a turn of its contended accounts, with what deciding it needs."""
 
     flight: _InFlight
     accounts: list[str]
@@ -94,6 +105,10 @@ class _LockedOutcome:
     records: list[OrderRecord]
     inserted: frozenset[str]
     risk_ns: int
+
+
+#: a batch's decisions, its ledger records, and when it was decided (ns)
+_Decided = tuple[list[RiskDecision], list[OrderRecord], int]
 
 
 @dataclass(slots=True)
@@ -224,6 +239,7 @@ class Admission:
         publisher: ReportPublisher,
         bus: Transport,
         locked: Callable[[Sequence[str]], AbstractAsyncContextManager[AdmissionTx]],
+        fresh_views: Callable[[], AbstractAsyncContextManager[Callable[[Mapping[str, AccountSnapshot]], None]]],
         on_ledger_down: Callable[[], None],
     ) -> None:
         self.config = config
@@ -235,6 +251,7 @@ class Admission:
         self.publisher = publisher
         self.bus = bus
         self.locked = locked
+        self.fresh_views = fresh_views
         #: accounts another engine admitted for under this one, by when (monotonic): admitted under the lock
         self._contended: dict[str, float] = {}
         self._locked_queue: list[_Locked] = []
@@ -387,7 +404,7 @@ class Admission:
         naming the admission it follows per account, so batches commit in order or not at all.
 
         When one fails (another engine admitted for the account), the account is *contended*: this batch, and
-        for :data:`CONTENDED_S` every batch for it, is admitted under the ledger's lock on the account instead
+        for :data:`CONTENDED_S` every batch for it, is admitted in turns on fresh state instead
         (:meth:`_admit_locked`), so engines sharing an account take turns instead of retrying against each other.
         """
         state = self.state
@@ -460,12 +477,12 @@ class Admission:
         now: int,
         replies: list[ReportItem],
     ) -> set[str] | None:
-        """Admit ``flight`` under the ledger's lock on its accounts, then send. Return the refused ids, or None if
-        it must be tried again (overtaken after all: only where the store's lock is the sequence check alone).
+        """Admit ``flight`` in a turn for its contended accounts, then send. Return the refused ids, or None if it
+        must be tried again (overtaken after all).
 
         Batches queue here in arrival order (each waits until those before it are done or queued), and one task
-        admits everything queued per turn of the lock (:meth:`_run_locked`): lock, re-read, decide, write,
-        commit; so the engines sharing an account take the lock once per turn, not once per batch.
+        admits everything queued per turn (:meth:`_run_locked`, :meth:`_contended_turn`), so an engine writes
+        once per turn for a shared account, not once per batch.
         """
         earlier = [f.queued.wait() for n, f in self.in_flight.items() if n < flight.number]
         if earlier:
@@ -504,25 +521,8 @@ class Admission:
                 continue
             jobs, self._locked_queue = self._locked_queue, []
             accounts = sorted({a for job in jobs for a in job.accounts})
-            self.state.counters.locked_admissions += 1
-            decided: list[tuple[list[RiskDecision], list[OrderRecord], int]] = []
             try:
-                async with self.locked(accounts) as tx:
-                    for job in jobs:  # in arrival order, each seeing the reservations of those before it
-                        decisions = self._decide(job.flight.fresh, job.first, job.rate_refused)
-                        job.flight.decisions = decisions
-                        records = [
-                            self._record(c, d, job.now) for c, d in zip(job.flight.fresh, decisions, strict=True)
-                        ]
-                        decided.append((decisions, records, time.time_ns()))
-                    snaps = tx.snapshots
-                    expected = {a: (snaps[a].seq, snaps[a].token) for a in accounts if a in snaps}
-                    tokens = {a: self.writer.token() for a in expected}
-                    result = await tx.admit([r for _, records, _ in decided for r in records], expected, tokens)
-                    if result.ok:
-                        views = self.state.accounts
-                        for a, token in tokens.items():
-                            views[a].seq, views[a].token = expected[a][0] + 1, token
+                result, decided = await self._contended_turn(jobs, accounts)
             except Exception as exc:  # handed to every batch of this turn, which handles it
                 for job in jobs:
                     if not job.future.done():
@@ -531,6 +531,55 @@ class Admission:
             for job, (decisions, records, risk_ns) in zip(jobs, decided, strict=True):
                 if not job.future.done():
                     job.future.set_result(_LockedOutcome(result.ok, decisions, records, result.inserted, risk_ns))
+
+    async def _contended_turn(self, jobs: list[_Locked], accounts: list[str]) -> tuple[AdmitResult, list[_Decided]]:
+        """Admit the batches of one turn for contended ``accounts``, deciding on fresh state.
+
+        Optimistic first: decide on the view, write with the sequence check; a write that is overtaken brings
+        back the accounts' state since (in the same round trip), the view is rebuilt from it and the turn decides
+        again at once. No lock is held across round trips, so an engine that is descheduled (two cores, six
+        processes) holds up nobody. After :data:`FRESH_ATTEMPTS` overtaken writes the turn takes the ledger's
+        lock on the accounts (five round trips, but it cannot be overtaken), so no engine starves.
+        """
+        views = self.state.accounts
+        self.state.counters.contended_turns += 1
+        async with self.fresh_views() as refresh:  # the booker waits: a booking is in a snapshot or the view
+            for _ in range(FRESH_ATTEMPTS):
+                decided = self._decide_turn(jobs)
+                expected = {a: (views[a].seq, views[a].token) for a in accounts if a in views}
+                tokens = {a: self.writer.token() for a in expected}
+                records = [r for _, rs, _ in decided for r in rs]
+                result = await self.store.admit(records, expected, tokens, fresh=True)
+                if result.ok:
+                    for a, token in tokens.items():
+                        views[a].seq, views[a].token = expected[a][0] + 1, token
+                    return result, decided
+                self.state.counters.admission_retries += 1
+                for job in jobs:  # not written: their reservations leave the view with the rebuild
+                    job.flight.decisions = []
+                refresh(result.snapshots)
+        self.state.counters.locked_admissions += 1
+        async with self.locked(accounts) as tx:
+            decided = self._decide_turn(jobs)
+            snaps = tx.snapshots
+            expected = {a: (snaps[a].seq, snaps[a].token) for a in accounts if a in snaps}
+            tokens = {a: self.writer.token() for a in expected}
+            result = await tx.admit([r for _, rs, _ in decided for r in rs], expected, tokens)
+            if result.ok:
+                for a, token in tokens.items():
+                    views[a].seq, views[a].token = expected[a][0] + 1, token
+            return result, decided
+
+    def _decide_turn(self, jobs: list[_Locked]) -> list[_Decided]:
+        """Decide the batches of a turn in arrival order, each seeing the reservations of those before it."""
+        decided: list[_Decided] = []
+        for job in jobs:
+            decisions = self._decide(job.flight.fresh, job.first, job.rate_refused)
+            job.first = False  # an order counts against the rate limit once, however often it is decided
+            job.flight.decisions = decisions
+            records = [self._record(c, d, job.now) for c, d in zip(job.flight.fresh, decisions, strict=True)]
+            decided.append((decisions, records, time.time_ns()))
+        return decided
 
     async def close(self) -> None:
         """Stop the ledger writers (after the consumer stopped handing over batches)."""

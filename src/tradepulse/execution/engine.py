@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -146,6 +146,7 @@ class ExecutionEngine:
             publisher=self.publisher,
             bus=bus,
             locked=self.locked_accounts,
+            fresh_views=self.fresh_views,
             on_ledger_down=self._ledger_down,
         )
         self.consumer: Consumer | None = None
@@ -264,6 +265,17 @@ class ExecutionEngine:
         async with self.booker.lock, self.store.admission_lock(account_ids) as tx:
             self.state.accounts.update(self._views(tx.snapshots))
             yield tx
+
+    @contextlib.asynccontextmanager
+    async def fresh_views(self) -> AsyncIterator[Callable[[Mapping[str, AccountSnapshot]], None]]:
+        """Hold the booker's lock and yield what rebuilds accounts' risk views from snapshots read meanwhile (with
+        this engine's changes the ledger does not have yet, as :meth:`reload_accounts`)."""
+
+        def refresh(snapshots: Mapping[str, AccountSnapshot]) -> None:
+            self.state.accounts.update(self._views(snapshots))
+
+        async with self.booker.lock:
+            yield refresh
 
     def _views(self, snapshots: Mapping[str, AccountSnapshot]) -> dict[str, AccountRisk]:
         # called holding the booker's lock: a booking is either in the snapshot or still in unbooked(), never both

@@ -19,7 +19,9 @@ class EngineCounters:
     cancels_forwarded: int = 0
     broker_timeouts: int = 0
     admission_retries: int = 0
-    #: admissions made under the ledger's lock on their accounts (accounts other engines trade too)
+    #: turns of admissions for accounts other engines trade too (decided on fresh state, in arrival order)
+    contended_turns: int = 0
+    #: of those, turns that were overtaken again and again and took the ledger's lock on their accounts
     locked_admissions: int = 0
     batches: int = 0
     lost: int = 0

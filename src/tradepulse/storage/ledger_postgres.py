@@ -145,6 +145,27 @@ SELECT (SELECT ok FROM ok) AS ok,
        ARRAY(SELECT seq FROM seq) AS seqs
 """
 
+#: the state the accounts are in, read by the admission statement itself when it fails (a snapshot column is only
+#: evaluated where ``ok`` is false: the CASE skips its sub-plan otherwise)
+_ADMIT_FRESH = _ADMIT.rstrip() + "".join(
+    f",\n       CASE WHEN (SELECT ok FROM ok) THEN NULL ELSE ({column}) END AS {name}"
+    for name, column in (
+        (
+            "snap_accounts",
+            "SELECT coalesce(json_agg(x), '[]') FROM (SELECT a.*, d.seq, d.token FROM ledger_accounts a "
+            "JOIN ledger_admissions d USING (account_id) WHERE account_id = ANY($1::text[])) x",
+        ),
+        (
+            "snap_positions",
+            "SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])",
+        ),
+        (
+            "snap_reserved",
+            "SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])",
+        ),
+    )
+)
+
 _FILL_TYPES = (
     "text[]",
     "text[]",
@@ -285,15 +306,19 @@ async def _snapshot_on(conn: asyncpg.Connection, ids: list[str], timeout: float)
     """Read the accounts, their positions and reservations in ONE statement (one consistent snapshot)."""
     row = await conn.fetchrow(_SNAPSHOT, ids, timeout=timeout)
     assert row is not None
+    return _snapshots(row["accounts"], row["positions"], row["reserved"])
+
+
+def _snapshots(accounts: str, positions: str, reserved: str) -> dict[str, AccountSnapshot]:
     out = {
         r["account_id"]: AccountSnapshot(
             account=account_from_row(r), seq=int(r["seq"]), token=r["token"], positions={}, reserved={}
         )
-        for r in _SNAPSHOT_ROWS.decode(row["accounts"])
+        for r in _SNAPSHOT_ROWS.decode(accounts)
     }
-    for r in _SNAPSHOT_ROWS.decode(row["positions"]):
+    for r in _SNAPSHOT_ROWS.decode(positions):
         out[r["account_id"]].positions[r["symbol"]] = position_from_row(r)
-    for r in _SNAPSHOT_ROWS.decode(row["reserved"]):
+    for r in _SNAPSHOT_ROWS.decode(reserved):
         out[r["account_id"]].reserved[r["symbol"]] = quantities_from_row(r)
     return out
 
@@ -304,10 +329,11 @@ async def _admit_on(
     expected: Mapping[str, tuple[int, str]],
     tokens: Mapping[str, str],
     timeout: float,
+    fresh: bool = False,
 ) -> AdmitResult:
     accounts = list(expected)
     row = await conn.fetchrow(
-        _ADMIT,
+        _ADMIT_FRESH if fresh else _ADMIT,
         accounts,
         [expected[a][0] for a in accounts],
         [expected[a][1] for a in accounts],
@@ -316,6 +342,13 @@ async def _admit_on(
         timeout=timeout,
     )
     assert row is not None
+    if fresh and not row["ok"]:
+        snapshots = _snapshots(row["snap_accounts"], row["snap_positions"], row["snap_reserved"])
+        if any((s.seq, s.token) == expected.get(a) for a, s in snapshots.items()):
+            # overtaken by an admission that committed while this statement waited for the account's row: the
+            # statement's own snapshot predates it; a new statement sees it
+            snapshots = await _snapshot_on(conn, accounts, timeout)
+        return AdmitResult(ok=False, snapshots=snapshots)
     seqs = dict(zip(row["accounts"], (int(s) for s in row["seqs"]), strict=True))
     return AdmitResult(ok=bool(row["ok"]), inserted=frozenset(row["inserted"]), seqs=seqs)
 
@@ -440,11 +473,13 @@ class PostgresLedgerStore:
         orders: Sequence[OrderRecord],
         expected: Mapping[str, tuple[int, str]],
         tokens: Mapping[str, str],
+        *,
+        fresh: bool = False,
     ) -> AdmitResult:
         async def go() -> AdmitResult:
             if self._admit_busy:  # admissions in parallel (several writers): the others use the pool
                 async with self.pool.acquire(timeout=self.timeout) as conn:
-                    return await _admit_on(conn, orders, expected, tokens, self.timeout)
+                    return await _admit_on(conn, orders, expected, tokens, self.timeout, fresh)
             self._admit_busy = True
             try:
                 conn = self._admit_conn
@@ -452,7 +487,7 @@ class PostgresLedgerStore:
                     await self._drop_admit_conn()
                     conn = self._admit_conn = await self.pool.acquire(timeout=self.timeout)
                 try:
-                    return await _admit_on(conn, orders, expected, tokens, self.timeout)
+                    return await _admit_on(conn, orders, expected, tokens, self.timeout, fresh)
                 except BaseException:
                     # failed or cancelled mid-statement: the connection's state is unknown; the pool replaces it
                     self._admit_conn = None

@@ -230,6 +230,8 @@ class SqliteLedgerStore:
         orders: Sequence[OrderRecord],
         expected: Mapping[str, tuple[int, str]],
         tokens: Mapping[str, str],
+        *,
+        fresh: bool = False,
     ) -> AdmitResult:
         accounts = list(expected)
         with self._write() as conn:
@@ -237,7 +239,7 @@ class SqliteLedgerStore:
             rows = conn.execute(sql, accounts).fetchall() if accounts else []
             current = {r["account_id"]: (int(r["seq"]), r["token"]) for r in rows}
             if any(current.get(a) != expected[a] for a in accounts):
-                return AdmitResult(ok=False, inserted=frozenset(), seqs={})
+                return AdmitResult(ok=False, snapshots=await self.snapshot(accounts) if fresh else {})
             coids = [r.order.client_order_id for r in orders]
             existing: set[str] = set()
             for chunk in _chunks(coids):
@@ -248,19 +250,19 @@ class SqliteLedgerStore:
                         list(chunk),
                     )
                 )
-            fresh: list[OrderRecord] = []
+            new: list[OrderRecord] = []
             seen: set[str] = set()
             for record in orders:
                 coid = record.order.client_order_id
                 if coid not in existing and coid not in seen:
-                    fresh.append(record)
+                    new.append(record)
                     seen.add(coid)
             conn.executemany(
                 f"INSERT INTO ledger_orders ({', '.join(ORDER_COLUMNS)}) VALUES ({_marks(len(ORDER_COLUMNS))})",
-                [tuple(_s(v) for v in order_values(r)) for r in fresh],
+                [tuple(_s(v) for v in order_values(r)) for r in new],
             )
             deltas: dict[tuple[str, str], list[Decimal]] = {}
-            for record in fresh:
+            for record in new:
                 o = record.order
                 if o.status.value != "NEW":
                     continue

@@ -14,7 +14,9 @@ The two writes, and why they look like this:
   ledger is not inserted again (it is reported back as a duplicate).
 * :meth:`LedgerStore.admission_lock` is the same admission for accounts that several engines keep changing: it
   locks the accounts' admission rows for one transaction and hands over their committed state, so the engine
-  decides on fresh state and its admission cannot be overtaken (no retries; the engines take turns).
+  decides on fresh state and its admission cannot be overtaken (no retries; the engines take turns). Engines
+  use it only after a few overtaken admissions in a row: an admission asked for ``fresh`` state brings back the
+  accounts' state when it fails, so the engine can decide again without holding a lock across round trips.
 * :meth:`LedgerStore.booking` opens a transaction that locks the accounts it books for, hands over their
   current cash and positions, and writes fills (each ``fill_id`` exactly once: a second booking of one raises
   :class:`DuplicateFill`), order states, positions and cash together.
@@ -102,11 +104,13 @@ class AccountSnapshot(msgspec.Struct, kw_only=True):
 
 
 class AdmitResult(msgspec.Struct, frozen=True, kw_only=True):
-    """``ok`` False: some account's sequence moved, nothing was written. Else: which orders were inserted."""
+    """``ok`` False: some account's sequence moved, nothing was written (and, if asked for, ``snapshots`` is the
+    accounts' committed state since they moved). Else: which orders were inserted."""
 
     ok: bool
     inserted: frozenset[str] = frozenset()
     seqs: dict[str, int] = {}
+    snapshots: dict[str, AccountSnapshot] = {}
 
 
 class StateRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,9 +183,13 @@ class LedgerStore(Protocol):
         orders: Sequence[OrderRecord],
         expected: Mapping[str, tuple[int, str]],
         tokens: Mapping[str, str],
+        *,
+        fresh: bool = False,
     ) -> AdmitResult:
         """Insert new orders (NEW ones reserve their quantity) if every account's last admission is ``expected``
-        (seq, token); then each account's last admission becomes (seq + 1, ``tokens[account]``)."""
+        (seq, token); then each account's last admission becomes (seq + 1, ``tokens[account]``). With ``fresh``,
+        a failed admission also returns the accounts' committed state as of after what overtook it (in the same
+        round trip where it can), so the engine can decide again at once."""
         ...
 
     def admission_lock(self, account_ids: Sequence[str]) -> AbstractAsyncContextManager[AdmissionTx]:
