@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +18,7 @@ import redis.asyncio as aioredis
 from tests.integration.bus_fixtures import make_redis
 from tests.support.engine import order
 from tests.support.processes import EngineProcess, check_invariants, engine_env, tick_feed
-from tests.support.servers import redis_server
+from tests.support.servers import free_port, redis_server
 from tradepulse.bus.redis_streams import RedisTransport
 from tradepulse.bus.streams import order_streams
 from tradepulse.client import OrderClient
@@ -158,3 +161,50 @@ async def _kill_test(tmp_path: Path, redis_url: str, pg_database: str, pg_schema
         engine.kill()
         await store.close()
         await bus.close()
+
+
+async def test_an_engine_reaches_redis_over_its_unix_socket(tmp_path: Path, pg_database: str, pg_schema: str) -> None:
+    """``unix://`` Redis URLs work end to end: the engine, the client and the lean hot-path connections."""
+    with redis_server() as server:
+        url = f"unix://{server.socket}?db=0"
+        engine = EngineProcess("engine-unix", engine_env(url, pg_database, pg_schema, tmp_path), tmp_path)
+        bus = make_redis(url)
+        try:
+            async with tick_feed(bus):
+                engine.start()
+                await asyncio.sleep(0.5)  # first quotes
+                client = OrderClient(bus, partitions=4, block_ms=100)
+                await client.start()
+                results = await client.submit_many(burst(50, seed=5, prefix="unix-"), timeout=30)
+                assert [r.status.value for r in results if not isinstance(r, BaseException)] == ["FILLED"] * 50
+                await client.close()
+            assert engine.terminate() == 0
+        finally:
+            engine.kill()
+            await bus.close()
+
+
+def test_sigterm_while_the_engine_waits_for_redis_exits_0(tmp_path: Path, pg_database: str, pg_schema: str) -> None:
+    """An engine started before Redis answers keeps retrying (and says so); SIGTERM still stops it, at once."""
+    env = engine_env(f"redis://127.0.0.1:{free_port()}/0", pg_database, pg_schema, tmp_path)
+    log = tmp_path / "engine.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tradepulse.cli", "engine", "--name", "engine-waiting"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b"unavailable" not in log.read_bytes():  # started, and retrying
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the engine never said Redis was unavailable"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+        assert "stopped before it had started" in log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -14,8 +14,12 @@ import hiredis
 import pytest
 
 from tests.integration.bus_fixtures import make_redis
+from tests.support.servers import redis_server
 from tradepulse.bus import BusUnavailable, GroupMissing
+from tradepulse.bus.redis_streams import RedisTransport
 from tradepulse.bus.resp import FastRedis, reply_error
+from tradepulse.config import BusConfig, RedisConfig
+from tradepulse.domain import Tick
 
 pytestmark = pytest.mark.integration
 
@@ -183,3 +187,25 @@ def test_the_lean_connections_take_the_pools_server_and_tls_settings() -> None:
     strict = FastRedis.from_pool(aioredis.ConnectionPool.from_url("rediss://redis.example:6380/0"))
     assert strict.ssl is not None
     assert strict.ssl.verify_mode == ssl.CERT_REQUIRED
+
+
+async def test_the_transport_works_over_a_unix_socket() -> None:
+    """``unix://`` URLs: the lean connections and redis-py's pool both reach Redis over its Unix socket."""
+    with redis_server() as server:
+        url = f"unix://{server.socket}?db=2"
+        bus = RedisTransport.from_config(RedisConfig(url=url), BusConfig(block_ms=50))
+        try:
+            await bus.ping()
+            stream = "test:unix"
+            await bus.publish_many(
+                stream,
+                [
+                    Tick(symbol="AAA", ts_ns=n, price=1.0, size=1.0, bid=0.99, ask=1.01, bid_size=1, ask_size=1)
+                    for n in range(3)
+                ],
+            )
+            deliveries, _ = await bus.tail(stream, "0", count=10, block_ms=50)
+            assert [d.message.ts_ns for d in deliveries] == [0, 1, 2]  # type: ignore[attr-defined]
+            assert await bus.client.dbsize() == 1  # in the database the URL named
+        finally:
+            await bus.close()

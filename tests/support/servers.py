@@ -72,6 +72,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket(self) -> Path:
+        """The server's Unix socket (it listens on both)."""
+        return self.directory / "redis.sock"
+
     def start(self, timeout: float = 10.0) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -92,6 +97,10 @@ class RedisServer:
             str(self.directory / "redis.log"),
             "--maxmemory-policy",
             "noeviction",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
         ]
         if self.appendonly:
             args += ["--appendonly", "yes", "--appendfsync", "always"]

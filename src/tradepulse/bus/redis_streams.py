@@ -165,13 +165,14 @@ class RedisTransport:
         stats: BusStats | None = None,
     ) -> RedisTransport:
         """Return a transport with one bounded connection pool built from ``redis``."""
+        tcp = {} if redis.url.startswith("unix:") else {"socket_keepalive": True}  # no keepalive on Unix sockets
         pool = aioredis.BlockingConnectionPool.from_url(
             redis.url,
             max_connections=redis.max_connections,
             timeout=redis.connect_timeout_s + redis.socket_timeout_s,
             socket_timeout=redis.socket_timeout_s,
             socket_connect_timeout=redis.connect_timeout_s,
-            socket_keepalive=True,
+            **tcp,
             health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.01), retries=1),
             retry_on_error=[RedisConnectionError],

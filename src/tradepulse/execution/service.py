@@ -38,11 +38,25 @@ async def run_engine(settings: Settings, *, duration: float | None = None, ready
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(engine.start())
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await engine.start()
-    except Exception:
+        # a stop while starting (Redis or PostgreSQL not answering yet: the engine keeps retrying) ends the start
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await starting
+        with contextlib.suppress(Exception):
+            await engine.stop()
         await bus.close()
-        raise
+        log.warning("engine %s stopped before it had started", settings.execution.engine_name)
+        return 0
+    if starting.exception() is not None:
+        await bus.close()
+        starting.result()  # raises it
     freezer: asyncio.Task[None] | None = None
     if settings.execution.gc_freeze_ms:
         freeze_now()
