@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -30,7 +31,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -42,9 +42,11 @@ from urllib.parse import urlparse, urlunparse
 import asyncpg
 
 from benchmarks.common import Metric, console, print_summary, write_results
+from benchmarks.metronome import Metronome
 from tradepulse.bus.redis_streams import RedisTransport
+from tradepulse.bus.stats import BusStats
 from tradepulse.bus.streams import TICKS
-from tradepulse.client import OrderClient, OrderTimeout
+from tradepulse.client import OrderClient, OrderResult
 from tradepulse.config import BusConfig, RedisConfig
 from tradepulse.domain import OrderType, Side, SubmitOrder, Tick, TimeInForce
 from tradepulse.execution.gcpolicy import freeze_now
@@ -62,7 +64,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def redis_server(fsync: str) -> Iterator[str]:
+def redis_server(fsync: str, unix: bool = False) -> Iterator[str]:
+    """A private redis-server; its URL (``unix://`` with ``unix``: its clients talk over a Unix socket)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
@@ -71,6 +74,9 @@ def redis_server(fsync: str) -> Iterator[str]:
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp, "--daemonize", "no"]
     args += ["--maxmemory-policy", "noeviction", "--logfile", str(Path(tmp) / "redis.log")]
     args += ["--appendonly", "no"] if fsync == "no" else ["--appendonly", "yes", "--appendfsync", fsync]
+    sock = Path(tmp) / "redis.sock"
+    if unix:
+        args += ["--unixsocket", str(sock), "--unixsocketperm", "700"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while True:
@@ -85,7 +91,7 @@ def redis_server(fsync: str) -> Iterator[str]:
             raise SystemExit("the private redis-server did not start")
         time.sleep(0.05)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"unix://{sock}?db=0" if unix else f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()
         proc.wait(10)
@@ -104,6 +110,24 @@ async def database(server_url: str) -> AsyncIterator[str]:
         conn = await asyncpg.connect(server_url)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+async def local_socket(db_url: str) -> str | None:
+    """The URL of ``db_url`` over the server's Unix socket, if the server is on this machine and has one."""
+    url = urlparse(db_url)
+    if url.hostname not in ("127.0.0.1", "localhost", "::1", None):
+        return None
+    conn = await asyncpg.connect(db_url)
+    try:
+        directories = await conn.fetchval("SHOW unix_socket_directories")
+    finally:
+        await conn.close()
+    port = url.port or 5432
+    for directory in (d.strip() for d in str(directories).split(",")):
+        if directory and (Path(directory) / f".s.PGSQL.{port}").exists():
+            user = f"{url.username}@" if url.username else ""
+            return urlunparse(url._replace(netloc=user, query=f"host={directory}&port={port}"))
+    return None
 
 
 @dataclass
@@ -280,48 +304,63 @@ async def tick_feed(bus: RedisTransport, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 0.05)
 
 
-async def paced_by_thread(
-    rate: float, count: int, send: Callable[[int, int], Awaitable[None]], start_ns: int = 0
+async def paced_by_timer(
+    rate: float, count: int, send: Callable[[list[tuple[int, int]]], Awaitable[None]], start_ns: int = 0
 ) -> float:
-    """Open-loop pacing like :func:`benchmarks.common.paced` with ``precise``, but the precise sleeps happen in a
-    thread, so the event loop stays free to read reports while orders go out on time: the thread wakes the loop
-    (``call_soon_threadsafe``) with every order that is due, and each is measured from its intended time."""
+    """Open-loop pacing on the event loop, like :func:`benchmarks.common.paced` with ``precise`` but without a
+    blocking sleep or a thread: a :class:`~benchmarks.metronome.Metronome` calls back at each due time (to the
+    microsecond), and ``send(due)`` is awaited with every order due by then, as (index, intended wall-clock ns)
+    pairs. Each order is measured from its intended time, so one sent late (the loop was busy) counts its
+    lateness. ``start_ns`` is a shared start on the wall clock (several generator processes). Returns the achieved
+    send rate.
+
+    The pacer awaits ``send`` itself (no task per order: at 1,000/s a task, and its entry in asyncio's weak set of
+    tasks, cost more than the rest of the pacing); what comes due while a ``send`` is still in progress is handed at
+    once to a ``send`` in a task of its own, so no order waits for an earlier one's publish."""
     loop = asyncio.get_running_loop()
-    finished: asyncio.Future[float] = loop.create_future()
-    tasks: set[asyncio.Task[None]] = set()
     interval_ns = int(1e9 / rate)
+    wall, mono = time.time_ns(), time.monotonic_ns()
+    start_wall = start_ns or wall
+    start_mono = mono + (start_wall - wall)
+    ready: list[tuple[int, int]] = []  # due, not yet handed to send
+    handed = 0  # orders put in ready so far
+    last_mono = start_mono
+    sending = False
+    wake: asyncio.Future[None] | None = None
+    spawned: set[asyncio.Task[None]] = set()
 
-    def launch(due: list[tuple[int, int]]) -> None:
-        for i, intended in due:
-            task = loop.create_task(send(i, intended))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+    def tick() -> None:
+        nonlocal handed, last_mono
+        now = time.monotonic_ns()
+        due = min(count, (now - start_mono) // interval_ns + 1) if now >= start_mono else 0
+        if due <= handed:
+            return
+        ready.extend((i, start_wall + i * interval_ns) for i in range(handed, due))
+        handed, last_mono = due, now
+        if sending:
+            task = loop.create_task(send(ready[:]))
+            ready.clear()
+            spawned.add(task)
+            task.add_done_callback(spawned.discard)
+        elif wake is not None and not wake.done():
+            wake.set_result(None)
 
-    def pacer() -> None:
-        if start_ns:  # a shared start (several generator processes): sleep until it, on the wall clock
-            time.sleep(max(0.0, (start_ns - time.time_ns()) / 1e9))
-        start_wall, start_mono = time.time_ns(), time.monotonic_ns()
-        i = 0
-        while i < count:
-            now = time.monotonic_ns()
-            due: list[tuple[int, int]] = []
-            while i < count and start_mono + i * interval_ns <= now:
-                due.append((i, start_wall + i * interval_ns))
-                i += 1
-            if due:
-                loop.call_soon_threadsafe(launch, due)
-            if i < count:
-                wait = (start_mono + i * interval_ns - time.monotonic_ns()) / 1e9
-                if wait > 0:
-                    time.sleep(wait)
-        elapsed = (time.monotonic_ns() - start_mono) / 1e9
-        loop.call_soon_threadsafe(finished.set_result, count / elapsed if elapsed > 0 else float("inf"))
-
-    threading.Thread(target=pacer, name="pacer", daemon=True).start()
-    achieved = await finished
-    while tasks:
-        await asyncio.gather(*list(tasks), return_exceptions=True)
-    return achieved
+    with Metronome(start_mono, interval_ns, tick):
+        while handed < count or ready:
+            if not ready:
+                wake = loop.create_future()
+                await wake
+                continue
+            due = ready[:]
+            ready.clear()
+            sending = True
+            try:
+                await send(due)
+            finally:
+                sending = False
+    await asyncio.gather(*spawned)
+    elapsed = (last_mono - start_mono) / 1e9
+    return count / elapsed if elapsed > 0 else float("inf")
 
 
 @dataclass
@@ -346,34 +385,68 @@ async def run_load(
     freeze_now()  # the plan and the histograms live all run: keep full collections of them out of the latency
     timeouts = 0
     filled = 0
+    finished = 0
+    all_done = asyncio.get_running_loop().create_future()
 
-    async def send(i: int, intended_ns: int) -> None:
-        nonlocal timeouts, filled
-        symbol, side, qty = plan[i]
-        cmd = SubmitOrder(
-            client_order_id=f"{tag}-{i}",
-            symbol=symbol,
-            side=side,
-            quantity=Decimal(qty),
-            order_type=OrderType.MARKET,
-            time_in_force=TimeInForce.IOC,
-            strategy_id="bench",
-        )
-        try:
-            result = await client.submit(cmd, timeout=timeout)
-        except OrderTimeout:
+    def done(intended_ns: int, future: asyncio.Future[OrderResult]) -> None:
+        nonlocal timeouts, filled, finished
+        if future.cancelled() or future.exception() is not None:  # no report in time (or not even published)
             timeouts += 1
             latency.record_ns(int(timeout * 1e9))
-            return
-        latency.record_ns(time.time_ns() - intended_ns)
-        last = result.last
-        if result.status.value == "FILLED":
-            filled += 1
-        if last is not None:
-            stages.record({"intended": intended_ns, "send": last.stamps.get("submit", intended_ns), **last.stamps})
+        else:
+            latency.record_ns(time.time_ns() - intended_ns)
+            result = future.result()
+            if result.status.value == "FILLED":
+                filled += 1
+            last = result.last
+            if last is not None:
+                stages.record({"intended": intended_ns, "send": last.stamps.get("submit", intended_ns), **last.stamps})
+        finished += 1
+        if finished == count:
+            all_done.set_result(None)
 
-    achieved = await paced_by_thread(rate, count, send, start_ns)
+    async def send(due: list[tuple[int, int]]) -> None:
+        """Submit the orders due together in one call (no task per order); each is recorded as its report comes."""
+        cmds = []
+        for i, _ in due:
+            symbol, side, qty = plan[i]
+            cmds.append(
+                SubmitOrder(
+                    client_order_id=f"{tag}-{i}",
+                    symbol=symbol,
+                    side=side,
+                    quantity=Decimal(qty),
+                    order_type=OrderType.MARKET,
+                    time_in_force=TimeInForce.IOC,
+                    strategy_id="bench",
+                )
+            )
+        futures = await client.submit_batch(cmds, timeout=timeout)
+        for (_, intended_ns), future in zip(due, futures, strict=True):
+            future.add_done_callback(functools.partial(done, intended_ns))
+
+    achieved = await paced_by_timer(rate, count, send, start_ns)
+    await all_done
     return Run(rate, achieved, latency, stages, count, timeouts, filled)
+
+
+class UnexportedBusStats(BusStats):
+    """Bus counters without their Prometheus export, for the load generators: nothing scrapes a generator's
+    metrics, and the export (a labelled counter behind a lock, on every publish and every read) is CPU that the
+    generator would take from the engine on the shared cores (about 10 us per order at 1,000/s,
+    ``python -m benchmarks.tools.generator_cpu``)."""
+
+    __slots__ = ()
+
+    def add(self, stream: str, operation: str, n: int = 1) -> None:
+        if n:
+            self.counts[(stream, operation)] += n
+
+
+def generator_client(redis_url: str) -> tuple[RedisTransport, OrderClient]:
+    """The transport and (not yet started) order client a load generator submits through."""
+    bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100), stats=UnexportedBusStats())
+    return bus, OrderClient(bus, partitions=PARTITIONS, block_ms=100, record=False)
 
 
 class Generators:
@@ -393,8 +466,7 @@ class Generators:
 
     async def start(self) -> None:
         if self.n == 1:
-            self.bus = RedisTransport.from_config(RedisConfig(url=self.redis_url), BusConfig(block_ms=100))
-            self.client = OrderClient(self.bus, partitions=PARTITIONS, block_ms=100, record=False)
+            self.bus, self.client = generator_client(self.redis_url)
             await self.client.start()
             return
         for _ in range(self.n):
@@ -462,8 +534,7 @@ class Generators:
 
 async def worker(redis_url: str) -> int:
     """A generator process: run each load command read from stdin, answer with its results on stdout."""
-    bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
-    client = OrderClient(bus, partitions=PARTITIONS, block_ms=100, record=False)
+    bus, client = generator_client(redis_url)
     await client.start()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -586,8 +657,11 @@ async def main(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="tp-bench-exec-"))
     metrics: dict[str, Metric] = {}
     details: dict[str, object] = {}
-    with redis_server(args.redis_fsync) as redis_url:
+    with redis_server(args.redis_fsync, unix=args.sockets == "unix") as redis_url:
         async with database(server_url) as db_url:
+            if args.sockets == "unix":
+                db_url = await local_socket(db_url) or db_url
+            console.print(f"Redis {redis_url}, PostgreSQL {urlparse(db_url)._replace(netloc='').geturl()}")
             bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
             stop = asyncio.Event()
             feed = asyncio.ensure_future(tick_feed(bus, stop))
@@ -694,6 +768,7 @@ async def main(args: argparse.Namespace) -> int:
         "seconds": args.seconds,
         "step_seconds": args.step_seconds,
         "redis_fsync": args.redis_fsync,
+        "sockets": args.sockets,
         "partitions": PARTITIONS,
         "generators": args.generators,
         "latency_generators": args.latency_generators,
@@ -715,6 +790,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--start-rate", type=float, default=500.0, help="first throughput step")
     p.add_argument("--max-rate", type=float, default=60_000.0, help="stop stepping beyond this rate")
     p.add_argument("--redis-fsync", choices=("no", "everysec", "always"), default="everysec")
+    p.add_argument(
+        "--sockets",
+        choices=("tcp", "unix"),
+        default="tcp",
+        help="how the engines and the generators reach Redis and PostgreSQL on this machine (unix: their Unix "
+        "sockets, where PostgreSQL has one)",
+    )
     p.add_argument("--skip-throughput", action="store_true", help="only the latency run")
     p.add_argument("--profile", action="store_true", help="py-spy the engine during the latency run (profile-*.txt)")
     p.add_argument(
@@ -747,8 +829,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 if __name__ == "__main__":
     import uvloop
 
-    # the pacing thread must get the GIL within microseconds of its due time, not after the default 5 ms
-    sys.setswitchinterval(0.0002)
     arguments = parse()
     if arguments.worker:
         sys.exit(uvloop.run(worker(arguments.worker)))

@@ -3,8 +3,8 @@ the server it measures.
 
     python -m benchmarks.loadgen --url http://127.0.0.1:8000 --key tp_... --scenario signals --rate 2000 --seconds 5
 
-Requests start at a fixed arrival rate whatever the server does (a pacing thread wakes the event loop when each
-one is due, see :func:`benchmarks.execution_bench.paced_by_thread`), and each latency is measured from the
+Requests start at a fixed arrival rate whatever the server does (a timer wakes the event loop when each one is
+due, see :func:`benchmarks.execution_bench.paced_by_timer`), and each latency is measured from the
 request's INTENDED start time into an HDR histogram, so a stall counts against every request it delayed (no
 coordinated omission). One aiohttp session with a bounded pool of keep-alive connections sends them; a request
 waiting for a free connection is still on the clock.
@@ -23,6 +23,7 @@ Prints one JSON line on stdout: requests, errors by kind, achieved rate, and the
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.execution_bench import paced_by_thread
+from benchmarks.execution_bench import paced_by_timer
 from tradepulse.observability.latency import LatencyHistogram
 
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "NFLX")
@@ -78,7 +79,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=args.timeout)
     async with aiohttp.ClientSession(args.url, connector=connector, timeout=timeout, headers=headers) as session:
 
-        async def send(i: int, intended_ns: int) -> None:
+        async def one(i: int, intended_ns: int) -> None:
             method, path, body = request(i)
             try:
                 async with session.request(method, path, data=body) as response:
@@ -100,7 +101,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 errors[kind] += 1
                 samples.setdefault(kind, payload[:300].decode(errors="replace"))
 
-        achieved = await paced_by_thread(args.rate, count, send)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def send(due: list[tuple[int, int]]) -> None:  # each request on its own: a slow one delays none
+            for i, intended_ns in due:
+                task = asyncio.ensure_future(one(i, intended_ns))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        achieved = await paced_by_timer(args.rate, count, send)
+        while tasks:
+            await asyncio.gather(*list(tasks))
     return {
         "scenario": args.scenario,
         "rate": args.rate,
@@ -131,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     args = parse(argv)
-    sys.setswitchinterval(0.0002)  # the pacing thread must get the GIL within microseconds of its due time
     result = uvloop.run(run(args))
     print(json.dumps(result), flush=True)
     return 0

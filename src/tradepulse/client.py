@@ -11,7 +11,8 @@ that client order id, so thousands of concurrent waits cost one stream read per 
     result.status, result.fills
 
 A timeout raises :class:`OrderTimeout`; the order may still complete (submitting the same client order id again
-never executes it twice: the engine answers with the order as it stands).
+never executes it twice: the engine answers with the order as it stands). To send many orders and handle each
+result as it comes, ``await client.submit_batch(cmds)`` publishes them together and returns a future per order.
 """
 
 from __future__ import annotations
@@ -107,19 +108,29 @@ def fold_order(start: Order, events: Sequence[ReportItem]) -> Order:
 
 
 class _Waiter:
-    __slots__ = ("future", "result", "until", "until_for")
+    """One wait for one order: the events seen, what ends it, and its timeout once the order is published. Its
+    future's done callback (however it ends: a report, the timeout, a failed publish, a cancelled caller) takes
+    it off the client's waiting list, so no task per order is needed."""
+
+    __slots__ = ("client", "future", "result", "started", "timer", "until", "until_for")
 
     def __init__(
         self,
+        client: OrderClient,
         coid: str,
         until: Wait,
         future: asyncio.Future[OrderResult],
-        until_for: Callable[[Order], Wait] | None = None,
+        until_for: Callable[[Order], Wait] | None,
+        started: int,
     ) -> None:
+        self.client = client
         self.result = OrderResult(coid)
         self.until = until
         self.future = future
         self.until_for = until_for
+        self.started = started
+        self.timer: asyncio.TimerHandle | None = None
+        future.add_done_callback(self._done)
 
     def offer(self, item: ReportItem) -> None:
         self.result.events.append(item)
@@ -131,6 +142,32 @@ class _Waiter:
             self.until == "accepted" and isinstance(item, OrderAccepted | Order | OrderPartiallyFilled)
         ):
             self.future.set_result(self.result)
+
+    def expire(self, timeout: float) -> None:
+        if not self.future.done():
+            self.future.set_exception(
+                OrderTimeout(
+                    f"order {self.result.client_order_id}: no {'terminal ' if self.until == 'terminal' else ''}"
+                    f"report within {timeout} s (last seen: {self.result.status})"
+                )
+            )
+
+    def _done(self, future: asyncio.Future[OrderResult]) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        client = self.client
+        coid = self.result.client_order_id
+        waiters = client._waiting.get(coid)
+        if waiters is not None:
+            waiters.remove(self)
+            if not waiters:
+                del client._waiting[coid]
+        if client.record and not future.cancelled() and future.exception() is None:
+            EXECUTION_LATENCY.observe((time.time_ns() - self.started) / 1e6)
+
+
+#: by order stream, the waits and the commands to publish on it
+_Groups = dict[str, tuple[list[_Waiter], list[SubmitOrder | CancelOrder]]]
 
 
 class OrderClient:
@@ -209,57 +246,106 @@ class OrderClient:
     ) -> OrderResult:
         """Publish ``cmd`` and return once a report ends the wait (a terminal one by default). When the engine
         answers with an ``Order`` (the id was used before), ``until_for(order)``, if given, replaces ``until``."""
-        stream = order_stream(cmd.symbol, self.partitions)
-        return await self._send(cmd.client_order_id, stream, cmd, timeout, until, until_for)
+        waiters, groups = self._register([(order_stream(cmd.symbol, self.partitions), cmd)], until, until_for)
+        await self._publish_all(waiters, groups, timeout)
+        return await waiters[0].future
 
     async def cancel(self, client_order_id: str, symbol: str, *, timeout: float = 5.0) -> OrderResult:
         """Ask to cancel an order and return once it is terminal (canceled, or already filled or closed)."""
         cmd = CancelOrder(client_order_id=client_order_id, symbol=symbol, ts_ns=time.time_ns())
-        return await self._send(client_order_id, order_stream(symbol, self.partitions), cmd, timeout, "terminal")
+        waiters, groups = self._register([(order_stream(symbol, self.partitions), cmd)], "terminal")
+        await self._publish_all(waiters, groups, timeout)
+        return await waiters[0].future
 
     async def submit_many(
         self, cmds: Sequence[SubmitOrder], *, timeout: float = 10.0, until: Wait = "terminal"
     ) -> list[OrderResult | BaseException]:
-        """Submit many orders concurrently; return each one's result or exception, in order."""
-        return list(
-            await asyncio.gather(*(self.submit(c, timeout=timeout, until=until) for c in cmds), return_exceptions=True)
-        )
+        """Submit many orders together (see :meth:`submit_batch`); return each one's result or exception, in
+        order."""
+        futures = await self.submit_batch(cmds, timeout=timeout, until=until)
+        return list(await asyncio.gather(*futures, return_exceptions=True))
 
-    async def _send(
+    async def submit_batch(
+        self, cmds: Sequence[SubmitOrder], *, timeout: float = 5.0, until: Wait = "terminal"
+    ) -> list[asyncio.Future[OrderResult]]:
+        """Publish ``cmds`` and return once they are published: a future per command, in order, that ends as
+        :meth:`submit` would (the result, :class:`OrderTimeout`, or the publish's error).
+
+        For callers that send many orders and handle each result as it comes (the load generator): the commands
+        of each order stream go out in one publish (one XADD pipeline on Redis), and each wait is a future with a
+        done callback, not a task."""
+        partitions = self.partitions
+        waiters, groups = self._register([(order_stream(c.symbol, partitions), c) for c in cmds], until)
+        await self._publish_all(waiters, groups, timeout)
+        return [waiter.future for waiter in waiters]
+
+    def _register(
         self,
-        coid: str,
-        stream: str,
-        cmd: SubmitOrder | CancelOrder,
-        timeout: float,
+        orders: Sequence[tuple[str, SubmitOrder | CancelOrder]],
         until: Wait,
         until_for: Callable[[Order], Wait] | None = None,
-    ) -> OrderResult:
+    ) -> tuple[list[_Waiter], _Groups]:
+        """Start a wait for each (stream, command) of ``orders`` (before publishing: a report can come back before
+        the publish is acknowledged); return the waits in order and, by stream, the waits and commands."""
         if self._task is None:
             raise RuntimeError("OrderClient.start() must be awaited before submitting")
-        future: asyncio.Future[OrderResult] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(coid, until, future, until_for)
-        self._waiting.setdefault(coid, []).append(waiter)
+        loop = asyncio.get_running_loop()
         started = time.time_ns()
-        try:
+        waiting = self._waiting
+        waiters: list[_Waiter] = []
+        groups: _Groups = {}
+        for stream, cmd in orders:
+            coid = cmd.client_order_id
+            waiter = _Waiter(self, coid, until, loop.create_future(), until_for, started)
+            waiting.setdefault(coid, []).append(waiter)
+            waiters.append(waiter)
             cmd.stamps["submit"] = started
-            await self.bus.publish(stream, cmd)
-            try:
-                async with asyncio.timeout(timeout):  # not wait_for: no task per order
-                    result = await future
-            except TimeoutError:
-                raise OrderTimeout(
-                    f"order {coid}: no {'terminal ' if until == 'terminal' else ''}report within {timeout} s "
-                    f"(last seen: {waiter.result.status})"
-                ) from None
-        finally:
-            waiters = self._waiting.get(coid)
-            if waiters is not None:
-                waiters.remove(waiter)
-                if not waiters:
-                    del self._waiting[coid]
-        if self.record:
-            EXECUTION_LATENCY.observe((time.time_ns() - started) / 1e6)
-        return result
+            group = groups.get(stream)
+            if group is None:
+                group = groups[stream] = ([], [])
+            group[0].append(waiter)
+            group[1].append(cmd)
+        return waiters, groups
+
+    async def _publish_all(
+        self,
+        waiters: list[_Waiter],
+        groups: _Groups,
+        timeout: float,
+    ) -> None:
+        """Publish each stream's commands (the streams concurrently: the transport pipelines them); a wait's
+        timeout starts once its command is published, and a failed publish ends its commands' waits with its
+        error."""
+        loop = asyncio.get_running_loop()
+        try:
+            if len(groups) == 1:  # the common case: no task here
+                ((stream, (group_waiters, cmds)),) = groups.items()
+                await self._publish(loop, stream, group_waiters, cmds, timeout)
+            else:
+                await asyncio.gather(*(self._publish(loop, s, w, c, timeout) for s, (w, c) in groups.items()))
+        except BaseException:  # cancelled while publishing: end the waits (their done callbacks clean up)
+            for waiter in waiters:
+                waiter.future.cancel()
+            raise
+
+    async def _publish(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        stream: str,
+        waiters: list[_Waiter],
+        cmds: list[SubmitOrder | CancelOrder],
+        timeout: float,
+    ) -> None:
+        try:
+            await self.bus.publish_many(stream, cmds)
+        except Exception as exc:
+            for waiter in waiters:
+                if not waiter.future.done():
+                    waiter.future.set_exception(exc)
+            return
+        for waiter in waiters:
+            if not waiter.future.done():  # its report may already be in
+                waiter.timer = loop.call_later(timeout, waiter.expire, timeout)
 
     @property
     def in_flight(self) -> int:
