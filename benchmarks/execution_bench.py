@@ -746,7 +746,7 @@ async def main(args: argparse.Namespace) -> int:
                     console.print("[bold]throughput: three engine processes[/bold]")
                     await gens.run(1000, 2, "warmup3")
                     best3, steps3 = await find_max(
-                        gens, args.start_rate, args.max_rate, args.step_seconds, "three", engines
+                        gens, args.start_rate_3, args.max_rate, args.step_seconds, "three", engines
                     )
                     metrics["max_orders_per_s_3_engines"] = Metric(
                         best3,
@@ -767,6 +767,8 @@ async def main(args: argparse.Namespace) -> int:
         "rate": args.rate,
         "seconds": args.seconds,
         "step_seconds": args.step_seconds,
+        "start_rate": args.start_rate,
+        "start_rate_3": args.start_rate_3,
         "redis_fsync": args.redis_fsync,
         "sockets": args.sockets,
         "partitions": PARTITIONS,
@@ -788,12 +790,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=30.0, help="length of the latency run")
     p.add_argument("--step-seconds", type=float, default=5.0, help="length of each throughput step")
     p.add_argument("--start-rate", type=float, default=500.0, help="first throughput step")
+    p.add_argument(
+        "--start-rate-3",
+        type=float,
+        default=100.0,
+        help="first throughput step with three engines (on one account they take turns: it starts lower, so the "
+        "steps resolve what holds)",
+    )
     p.add_argument("--max-rate", type=float, default=60_000.0, help="stop stepping beyond this rate")
     p.add_argument("--redis-fsync", choices=("no", "everysec", "always"), default="everysec")
     p.add_argument(
         "--sockets",
         choices=("tcp", "unix"),
-        default="tcp",
+        default="unix",
         help="how the engines and the generators reach Redis and PostgreSQL on this machine (unix: their Unix "
         "sockets, where PostgreSQL has one)",
     )
