@@ -599,9 +599,9 @@ async def find_max(
     engines: Engines | None = None,
     refine: int = 2,
 ) -> tuple[float, list[dict[str, float]]]:
-    """Step the rate up (x1.5) until a step does not hold p99 < 10 ms with the achieved rate within 5 % and no
-    timeouts, then bisect ``refine`` times between the last rate that held and the first that did not; return
-    the highest rate that held.
+    """Step the rate up (x1.5) until a step does not hold p99 < 10 ms with the achieved rate within 5 %, no
+    timeouts and every order filled, then bisect ``refine`` times between the last rate that held and the first
+    that did not; return the highest rate that held.
 
     A step that does not hold is run once more at the same rate, and the rate holds if the second run does: on
     this shared 2-core VM one stall of the machine (~100 ms: a disk flush, a neighbour) in a 5 s step is enough
@@ -613,11 +613,13 @@ async def find_max(
     async def step(rate: float, repeat: bool = True) -> bool:
         cpu0 = sum(cpu_seconds(p.pid) for p in engines.processes) if engines is not None else 0.0
         gen0 = gens.cpu_seconds()
-        run = await gens.run(rate, seconds, f"{tag}-{int(rate)}")
+        # a repeat sends new client order ids: the same ones again would be answered as duplicates, never executed
+        run = await gens.run(rate, seconds, f"{tag}-{int(rate)}" + ("" if repeat else "-again"))
         cpu_us = (sum(cpu_seconds(p.pid) for p in engines.processes) - cpu0) * 1e6 / run.sent if engines else 0.0
         gen_us = (gens.cpu_seconds() - gen0) * 1e6 / run.sent
         p99 = run.latency.percentile_ms(99)
-        ok = p99 < 10.0 and run.achieved >= 0.95 * rate and run.timeouts == 0
+        # every order must have filled: an order answered as a duplicate or refused was not executed
+        ok = p99 < 10.0 and run.achieved >= 0.95 * rate and run.timeouts == 0 and run.filled == run.sent
         steps.append(
             {
                 "rate": rate,
@@ -625,6 +627,7 @@ async def find_max(
                 "p50_ms": run.latency.percentile_ms(50),
                 "p99_ms": p99,
                 "timeouts": run.timeouts,
+                "filled": run.filled,
                 "engine_cpu_us_per_order": cpu_us,
                 "generator_cpu_us_per_order": gen_us,
                 "held": float(ok),
@@ -634,6 +637,7 @@ async def find_max(
         console.print(
             f"  {tag}: {rate:>8,.0f}/s target, {run.achieved:>8,.0f}/s sent, "
             f"p50 {run.latency.percentile_ms(50):6.2f} ms, p99 {p99:7.2f} ms, timeouts {run.timeouts}, "
+            f"unfilled {run.sent - run.filled}, "
             f"CPU per order: engines {cpu_us:.0f} us, generators {gen_us:.0f} us -> {'held' if ok else 'NOT held'}"
         )
         await asyncio.sleep(1.0)
