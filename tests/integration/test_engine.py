@@ -13,6 +13,7 @@ from tradepulse.bus import MemoryTransport
 from tradepulse.bus.streams import engine_stream
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Order, OrderStatus, RejectReason, Side, TimeInForce, TradingState
+from tradepulse.execution import admission
 from tradepulse.portfolio.ledger import verify
 
 D = Decimal
@@ -165,12 +166,14 @@ async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: 
     await bus.close()
 
 
+@pytest.mark.parametrize("fresh_attempts", [admission.FRESH_ATTEMPTS, 0], ids=["fresh-state", "under-the-lock"])
 async def test_engines_sharing_an_account_take_turns_on_fresh_state(
-    tmp_path: Path, pg_database: str, pg_schema: str
+    tmp_path: Path, pg_database: str, pg_schema: str, fresh_attempts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two engines admit for one account at once: the second finds the account moved under it, admits in turns
-    decided on the state that overtook it from then on (under the ledger's lock when overtaken again and again),
-    and together they still cannot breach the position limit."""
+    decided on the state that overtook it from then on (under the ledger's lock when overtaken again and again;
+    with no optimistic attempts, every turn), and together they still cannot breach the position limit."""
+    monkeypatch.setattr(admission, "FRESH_ATTEMPTS", fresh_attempts)
     bus = MemoryTransport()
     database = DatabaseConfig(backend="postgres", url=pg_database, schema=pg_schema, pool_min=1, pool_max=4)
     harnesses = [
@@ -209,6 +212,8 @@ async def test_engines_sharing_an_account_take_turns_on_fresh_state(
     assert statuses.count(OrderStatus.FILLED) == 90
     assert statuses.count(OrderStatus.REJECTED) == 10
     assert second.engine.state.counters.contended_turns >= 1
+    if fresh_attempts == 0:
+        assert second.engine.state.counters.locked_admissions == second.engine.state.counters.contended_turns
     assert first.engine.state.counters.admitted + second.engine.state.counters.admitted == 91  # once each
     assert sum(h.venue.fills for h in harnesses if h.venue is not None) == 91
     positions = {p.position.symbol: p.position.quantity for p in await first.store.positions("default")}

@@ -23,10 +23,11 @@ does, or answered with the order's final state.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ from tradepulse.execution.processor import Internal, ReportProcessor
 from tradepulse.execution.publisher import ReportPublisher
 from tradepulse.execution.state import EngineState
 from tradepulse.execution.tracking import Tracked
+from tradepulse.risk.book import AccountRisk
 from tradepulse.risk.engine import RiskDecision, RiskEngine
 from tradepulse.storage.ledger_store import (
     AccountSnapshot,
@@ -541,18 +543,12 @@ class Admission:
         processes) holds up nobody. After :data:`FRESH_ATTEMPTS` overtaken writes the turn takes the ledger's
         lock on the accounts (five round trips, but it cannot be overtaken), so no engine starves.
         """
-        views = self.state.accounts
         self.state.counters.contended_turns += 1
+        admit = functools.partial(self.store.admit, fresh=True)
         async with self.fresh_views() as refresh:  # the booker waits: a booking is in a snapshot or the view
             for _ in range(FRESH_ATTEMPTS):
-                decided = self._decide_turn(jobs)
-                expected = {a: (views[a].seq, views[a].token) for a in accounts if a in views}
-                tokens = {a: self.writer.token() for a in expected}
-                records = [r for _, rs, _ in decided for r in rs]
-                result = await self.store.admit(records, expected, tokens, fresh=True)
+                result, decided = await self._write_turn(jobs, accounts, self.state.accounts, admit)
                 if result.ok:
-                    for a, token in tokens.items():
-                        views[a].seq, views[a].token = expected[a][0] + 1, token
                     return result, decided
                 self.state.counters.admission_retries += 1
                 for job in jobs:  # not written: their reservations leave the view with the rebuild
@@ -560,15 +556,26 @@ class Admission:
                 refresh(result.snapshots)
         self.state.counters.locked_admissions += 1
         async with self.locked(accounts) as tx:
-            decided = self._decide_turn(jobs)
-            snaps = tx.snapshots
-            expected = {a: (snaps[a].seq, snaps[a].token) for a in accounts if a in snaps}
-            tokens = {a: self.writer.token() for a in expected}
-            result = await tx.admit([r for _, rs, _ in decided for r in rs], expected, tokens)
-            if result.ok:
-                for a, token in tokens.items():
-                    views[a].seq, views[a].token = expected[a][0] + 1, token
-            return result, decided
+            return await self._write_turn(jobs, accounts, tx.snapshots, tx.admit)
+
+    async def _write_turn(
+        self,
+        jobs: list[_Locked],
+        accounts: list[str],
+        known: Mapping[str, AccountRisk | AccountSnapshot],
+        admit: Callable[..., Awaitable[AdmitResult]],
+    ) -> tuple[AdmitResult, list[_Decided]]:
+        """Decide the turn's batches and write them following the accounts' last admissions as ``known``; once
+        written, the view follows the new ones."""
+        decided = self._decide_turn(jobs)
+        expected = {a: (known[a].seq, known[a].token) for a in accounts if a in known}
+        tokens = {a: self.writer.token() for a in expected}
+        result = await admit([r for _, rs, _ in decided for r in rs], expected, tokens)
+        if result.ok:
+            views = self.state.accounts
+            for a, token in tokens.items():
+                views[a].seq, views[a].token = expected[a][0] + 1, token
+        return result, decided
 
     def _decide_turn(self, jobs: list[_Locked]) -> list[_Decided]:
         """Decide the batches of a turn in arrival order, each seeing the reservations of those before it."""
