@@ -145,25 +145,22 @@ SELECT (SELECT ok FROM ok) AS ok,
        ARRAY(SELECT seq FROM seq) AS seqs
 """
 
+#: the state of the accounts ``$1``, as three JSON columns (accounts with their last admission, positions, reserved)
+_SNAPSHOT_COLUMNS = (
+    (
+        "accounts",
+        "SELECT coalesce(json_agg(x), '[]') FROM (SELECT a.*, d.seq, d.token FROM ledger_accounts a "
+        "JOIN ledger_admissions d USING (account_id) WHERE account_id = ANY($1::text[])) x",
+    ),
+    ("positions", "SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])"),
+    ("reserved", "SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])"),
+)
+
 #: the state the accounts are in, read by the admission statement itself when it fails (a snapshot column is only
 #: evaluated where ``ok`` is false: the CASE skips its sub-plan otherwise)
 _ADMIT_FRESH = _ADMIT.rstrip() + "".join(
-    f",\n       CASE WHEN (SELECT ok FROM ok) THEN NULL ELSE ({column}) END AS {name}"
-    for name, column in (
-        (
-            "snap_accounts",
-            "SELECT coalesce(json_agg(x), '[]') FROM (SELECT a.*, d.seq, d.token FROM ledger_accounts a "
-            "JOIN ledger_admissions d USING (account_id) WHERE account_id = ANY($1::text[])) x",
-        ),
-        (
-            "snap_positions",
-            "SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])",
-        ),
-        (
-            "snap_reserved",
-            "SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])",
-        ),
-    )
+    f",\n       CASE WHEN (SELECT ok FROM ok) THEN NULL ELSE ({column}) END AS snap_{name}"
+    for name, column in _SNAPSHOT_COLUMNS
 )
 
 _FILL_TYPES = (
@@ -285,14 +282,7 @@ class _PgBooking:
             raise DuplicateFill([f.fill_id for f in fills]) from exc
 
 
-_SNAPSHOT = """
-SELECT
-    (SELECT coalesce(json_agg(x), '[]') FROM (
-        SELECT a.*, d.seq, d.token FROM ledger_accounts a JOIN ledger_admissions d USING (account_id)
-        WHERE account_id = ANY($1::text[])) x) AS accounts,
-    (SELECT coalesce(json_agg(p), '[]') FROM ledger_positions p WHERE account_id = ANY($1::text[])) AS positions,
-    (SELECT coalesce(json_agg(r), '[]') FROM ledger_reserved r WHERE account_id = ANY($1::text[])) AS reserved
-"""
+_SNAPSHOT = "SELECT " + ", ".join(f"({column}) AS {name}" for name, column in _SNAPSHOT_COLUMNS)
 
 _LOCK_ADMISSIONS = (
     "SELECT account_id FROM ledger_admissions WHERE account_id = ANY($1::text[]) ORDER BY account_id FOR UPDATE"
