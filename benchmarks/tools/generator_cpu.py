@@ -38,69 +38,22 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import uvloop
 
 from benchmarks.execution_bench import PARTITIONS, redis_server
+from benchmarks.stand_in import stand_in_engine
 from tradepulse.bus.redis_streams import RedisTransport
-from tradepulse.bus.streams import REPORTS, order_streams
 from tradepulse.config import BusConfig, RedisConfig
-from tradepulse.domain import ExecutionReport, Fill, OrderAccepted, OrderFilled, ReportItem, SubmitOrder
-
-GROUP = "stand-in-engine"
-PRICE = Decimal("100.01")
 
 
-def answer(cmd: SubmitOrder, now: int) -> list[ReportItem]:
-    """The items the engine reports for a market order that fills at once, stamped as the engine stamps them."""
-    stamps = {**cmd.stamps, "consume": now, "risk": now, "ledger": now, "broker": now}
-    coid, venue_id = cmd.client_order_id, f"v-{cmd.client_order_id}"
-    fill = Fill(
-        fill_id=f"f-{coid}",
-        client_order_id=coid,
-        symbol=cmd.symbol,
-        side=cmd.side,
-        price=PRICE,
-        quantity=cmd.quantity,
-        fee=Decimal("0.01"),
-        venue_order_id=venue_id,
-        ts_exchange_ns=now,
-        ts_received_ns=now,
-    )
-    common: dict[str, Any] = {"client_order_id": coid, "account_id": cmd.account_id, "symbol": cmd.symbol}
-    return [
-        OrderAccepted(**common, venue_order_id=venue_id, ts_ns=now, stamps=dict(stamps)),
-        OrderFilled(**common, fill=fill, ts_ns=now, stamps=stamps),
-    ]
-
-
-async def stand_in_engine(redis_url: str) -> int:
-    """Answer every order on ``orders:{p}`` until killed (runs as ``--engine REDIS_URL``)."""
+async def serve(redis_url: str) -> int:
+    """The stand-in engine process (``--engine REDIS_URL``): answer orders until killed."""
     bus = RedisTransport.from_config(RedisConfig(url=redis_url), BusConfig(block_ms=100))
-    streams = order_streams(PARTITIONS)
-    for stream in streams:
-        await bus.ensure_group(stream, GROUP, "0")
-    print("READY", flush=True)
-    ack: dict[str, list[str]] = {}
-    while True:
-        deliveries = await bus.read(GROUP, "one", streams, count=1_000, block_ms=100, ack=ack)
-        ack = defaultdict(list)
-        items: list[ReportItem] = []
-        now = time.time_ns()
-        for delivery in deliveries:
-            ack[delivery.stream].append(delivery.entry_id)
-            if isinstance(delivery.message, SubmitOrder):
-                items += answer(delivery.message, now)
-        if items:
-            now = time.time_ns()
-            for item in items:
-                item.stamps["report"] = now
-            reports = [ExecutionReport(engine="stand-in", items=items[i : i + 256]) for i in range(0, len(items), 256)]
-            await bus.publish_many(REPORTS, reports)
+    await stand_in_engine(bus, PARTITIONS, ready=lambda: print("READY", flush=True))
+    return 0
 
 
 class Generator:
@@ -200,5 +153,5 @@ def parse() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse()
     if arguments.engine:
-        sys.exit(uvloop.run(stand_in_engine(arguments.engine)))
+        sys.exit(uvloop.run(serve(arguments.engine)))
     main(arguments)

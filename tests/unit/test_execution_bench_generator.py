@@ -11,8 +11,8 @@ import time
 import pytest
 from benchmarks.execution_bench import paced_by_timer, run_load
 from benchmarks.metronome import Metronome
+from benchmarks.stand_in import stand_in_engine
 
-from tests.support.stand_in_engine import stand_in_engine
 from tradepulse.bus import MemoryTransport
 from tradepulse.client import OrderClient
 

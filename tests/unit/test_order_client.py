@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import pytest
+from benchmarks.stand_in import HOLD, stand_in_engine
 
-from tests.support.stand_in_engine import HOLD, stand_in_engine
 from tradepulse.bus import BusUnavailable, MemoryTransport
 from tradepulse.client import OrderClient, OrderResult, OrderTimeout
 from tradepulse.domain import Message, OrderStatus, OrderType, Side, SubmitOrder, TimeInForce
