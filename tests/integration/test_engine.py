@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.engine import EngineHarness, client_for, order, settings_for, tick, until, until_async
-from tradepulse.bus import MemoryTransport
-from tradepulse.bus.streams import engine_stream
+from tradepulse.bus import Delivery, MemoryTransport
+from tradepulse.bus.streams import engine_stream, order_stream
 from tradepulse.config import DatabaseConfig
 from tradepulse.domain import Order, OrderStatus, RejectReason, Side, TimeInForce, TradingState
 from tradepulse.execution import admission
@@ -145,6 +145,27 @@ async def test_a_crash_after_the_venue_filled_is_booked_on_restart(harness: Engi
     assert venue_fills == booked
     assert len(booked) == 1
     await client.close()
+
+
+async def test_the_venues_reports_are_applied_before_the_handler_returns(harness: EngineHarness) -> None:
+    """An in-process venue answers within the submit call: its fill is applied, queued for publishing and
+    booking by the time the batch's handler returns (before the consumer's next read), not a loop turn later."""
+    engine = harness.engine
+    assert engine is not None
+    before = engine.processor.counters.fills
+    cmd = order("AAA", Side.BUY, 7)
+    await engine.admission.handle([Delivery(stream=order_stream("AAA", 4), entry_id="1-1", message=cmd)])
+    # no await in between: nothing else (the pump, the publisher) has run since the handler returned
+    assert engine.processor.counters.fills == before + 1
+    assert cmd.client_order_id not in engine.state.orders  # terminal: filled
+    recent = engine.state.recent.get(cmd.client_order_id)
+    assert recent is not None
+    assert recent.status is OrderStatus.FILLED
+    await harness.quiet()
+    assert harness.store is not None
+    assert await verify(harness.store, "default") == []
+    (record,) = (await harness.store.get_orders([cmd.client_order_id])).values()
+    assert record.order.status is OrderStatus.FILLED
 
 
 async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: Path) -> None:

@@ -682,6 +682,7 @@ class Admission:
         try:
             async with asyncio.timeout(self.broker_timeout):  # not wait_for: no task per call
                 await self.broker.submit(orders)
+            self.processor.apply_ready()
         except (BrokerTimeout, TimeoutError) as exc:
             self.state.counters.broker_timeouts += 1
             message = f"broker call timed out: {exc or 'no answer'}"

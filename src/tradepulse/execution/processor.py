@@ -89,6 +89,8 @@ class ReportProcessor:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        #: the broker's synchronous drain of reports it has ready, where it has one (the in-process venues)
+        self._take: Callable[[], list[VenueReport]] | None = getattr(broker, "take_reports", None)
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -112,6 +114,20 @@ class ReportProcessor:
                 self.process(list(batch))
             except Exception:
                 log.exception("report processor failed on a batch of %d inputs", len(batch))
+
+    def apply_ready(self) -> None:
+        """Apply now what the broker reported during the call just made (an in-process venue answers within the
+        call), when nothing waits ahead of it: the reports go out before the engine turns to its next read,
+        instead of after it and a hand-over to the pump."""
+        if self._take is None or self._inputs:
+            return
+        batch: list[VenueReport | Internal] = list(self._take())
+        if not batch:
+            return
+        try:
+            self.process(batch)
+        except Exception:
+            log.exception("report processor failed on a batch of %d inputs", len(batch))
 
     async def _run(self) -> None:
         while True:

@@ -272,7 +272,8 @@ class VenueCore:
             yield batch
 
     def take_reports(self) -> list[VenueReport]:
-        """Return and remove every report not yet consumed (a synchronous drain for tools and tests)."""
+        """Return and remove every report not yet consumed: a synchronous drain, for the engine right after a call
+        (:meth:`~tradepulse.execution.processor.ReportProcessor.apply_ready`), tools and tests."""
         batch, self._queue = self._queue, []
         return batch
 
