@@ -114,6 +114,18 @@ class MemoryTransport:
         self.stats.add(stream, "published", len(ids))
         return ids
 
+    def publish_many_nowait(self, stream: str, messages: Sequence[Message]) -> asyncio.Future[list[str]]:
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        try:
+            self._check_open()
+        except BusUnavailable as exc:
+            future.set_exception(exc)
+            return future
+        ids = [self._append(stream, message, None) for message in messages]
+        self.stats.add(stream, "published", len(ids))
+        future.set_result(ids)
+        return future
+
     async def publish_raw(self, stream: str, payload: bytes) -> str:
         self._check_open()
         entry_id = self._append(stream, None, payload)

@@ -18,6 +18,7 @@ Exceptions raised by transports:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -96,6 +97,12 @@ class Transport(Protocol):
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> list[str]:
         """Append ``messages`` in order, batched; return their entry ids."""
+        ...
+
+    def publish_many_nowait(self, stream: str, messages: Sequence[Message]) -> asyncio.Future[list[str]]:
+        """Start :meth:`publish_many` within this call and return the future of the entry ids: the messages are
+        written before the caller's next await when nothing is ahead of them (else queued, in order, behind what
+        is); failures (:class:`BusUnavailable`) arrive through the future."""
         ...
 
     async def publish_raw(self, stream: str, payload: bytes) -> str:

@@ -314,8 +314,15 @@ class RedisTransport:
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> list[str]:
         if not messages:
             return []
+        return await self.publish_many_nowait(stream, messages)
+
+    def publish_many_nowait(self, stream: str, messages: Sequence[Message]) -> asyncio.Future[list[str]]:
+        if self._closed:
+            future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+            future.set_exception(BusUnavailable("the Redis transport is closed"))
+            return future
         encode = self._codec.encode
-        return await self._enqueue(stream, [encode(m) for m in messages])
+        return self._enqueue(stream, [encode(m) for m in messages])
 
     async def publish_raw(self, stream: str, payload: bytes) -> str:
         return (await self._enqueue(stream, [payload]))[0]
