@@ -277,6 +277,13 @@ class ExecutionConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=
     #: batches admitted concurrently while an account is contended (another engine overtook this one on it within
     #: the last second): they queue for the ledger's lock on the account, and one turn admits them all
     max_in_flight_contended: PositiveInt = 8
+    #: an order for an account another engine overtook this one on (within the last second) is forwarded to that
+    #: engine's stream, so one engine admits for a busy shared account and the others do not race it for the
+    #: account's admission row; false: every engine admits what it reads, taking turns on the account
+    forward_contended: bool = True
+    #: a forwarded order the ledger still does not have after this long is admitted by the engine that forwarded
+    #: it (the engine it went to is gone or stuck); the ledger's unique client order id keeps it to one execution
+    forward_timeout_ms: PositiveInt = 1_000
     #: a broker call slower than this leaves its orders UNKNOWN until a query resolves them
     broker_timeout_ms: PositiveInt = 2_000
     #: how often UNKNOWN orders are queried

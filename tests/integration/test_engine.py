@@ -235,12 +235,67 @@ async def test_engines_sharing_an_account_take_turns_on_fresh_state(
     assert second.engine.state.counters.contended_turns >= 1
     if fresh_attempts == 0:
         assert second.engine.state.counters.locked_admissions == second.engine.state.counters.contended_turns
+    else:  # overtaken by engine-1 (whose name sorts first): engine-2 forwards the account's orders to it
+        assert second.engine.state.counters.forwarded > 0
+        assert first.engine.state.counters.forwarded == 0
     assert first.engine.state.counters.admitted + second.engine.state.counters.admitted == 91  # once each
     assert sum(h.venue.fills for h in harnesses if h.venue is not None) == 91
     positions = {p.position.symbol: p.position.quantity for p in await first.store.positions("default")}
     assert positions == {"AAA": D(1), "BBB": D(-990)}
     assert await verify(first.store, "default") == []
     for h in harnesses:
+        await h.stop()
+    await bus.close()
+
+
+async def test_forwarded_orders_the_other_engine_never_admits_are_admitted_by_the_forwarder(
+    tmp_path: Path, pg_database: str, pg_schema: str
+) -> None:
+    """engine-2, overtaken on the account by engine-1, forwards the account's orders to engine-1, which has
+    crashed: after ``forward_timeout_ms`` engine-2 admits them itself, each once; engine-1, restarted, finds them
+    in the ledger and executes none of them again."""
+    bus = MemoryTransport()
+    database = DatabaseConfig(backend="postgres", url=pg_database, schema=pg_schema, pool_min=1, pool_max=4)
+    first, second = (
+        EngineHarness(
+            settings_for(tmp_path / name, name=name, database=database, execution={"forward_timeout_ms": 200}),
+            bus,
+        )
+        for name in ("engine-1", "engine-2")
+    )
+    for h in (first, second):
+        await h.start()
+        await h.ticks(tick("AAA", 100.0))
+    assert first.engine is not None
+    assert second.engine is not None
+    assert second.store is not None
+    await bus.publish(engine_stream("engine-1"), order("AAA", Side.BUY, 1, coid="warm"))
+    await until_async(lambda: _terminal(first, ["warm"]), what="engine-1 admitted first")
+    await bus.publish(engine_stream("engine-2"), order("AAA", Side.BUY, 1, coid="overtaken"))
+    await until_async(lambda: _terminal(second, ["overtaken"]), what="engine-2 admitted after a conflict")
+    assert second.engine.state.counters.contended_turns >= 1
+    await first.crash()
+    ids = [f"f{i}" for i in range(6)]
+    await bus.publish_many(engine_stream("engine-2"), [order("AAA", Side.BUY, 2, coid=c) for c in ids])
+    await until_async(lambda: _terminal(second, ids), timeout=10, what="the forwarded orders closed")
+    counters = second.engine.state.counters
+    assert counters.forwarded == len(ids)
+    assert counters.forward_fallbacks == len(ids)
+    records = await second.store.get_orders(ids)
+    assert {r.order.status for r in records.values()} == {OrderStatus.FILLED}
+    assert {r.engine for r in records.values()} == {"engine-2"}
+    await second.quiet()
+    await first.start()  # reads what was forwarded to it while it was down: all in the ledger already
+    await first.ticks(tick("AAA", 100.0))
+    await first.quiet()
+    assert first.venue is not None
+    assert first.venue.fills == 0  # a new venue journal replay: nothing of the forwarded orders executed there
+    assert first.engine is not None
+    assert first.engine.state.counters.duplicates >= len(ids)
+    assert await verify(second.store, "default") == []
+    (position,) = await second.store.positions("default")
+    assert position.position.quantity == 1 + 1 + 2 * len(ids)
+    for h in (first, second):
         await h.stop()
     await bus.close()
 

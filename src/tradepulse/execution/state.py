@@ -17,6 +17,10 @@ class EngineCounters:
     refused_ledger_down: int = 0
     cancels: int = 0
     cancels_forwarded: int = 0
+    #: orders forwarded to the engine admitting for their (contended) account, and of those, orders admitted
+    #: here after all because the ledger did not have them within ``forward_timeout_ms``
+    forwarded: int = 0
+    forward_fallbacks: int = 0
     broker_timeouts: int = 0
     admission_retries: int = 0
     #: turns of admissions for accounts other engines trade too (decided on fresh state, in arrival order)
