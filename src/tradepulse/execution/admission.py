@@ -13,9 +13,9 @@ For each batch read from the bus:
    after a few overtaken writes under the ledger's lock on the account, so engines sharing an account take
    turns instead of retrying against each other. A client order id the ledger already has is not inserted; its
    stored state is the answer. While an account is contended, the orders for it are *forwarded* instead, to
-   the stream of the engine that overtook this one (:meth:`Admission._forward`): one engine admits for a busy
-   shared account and the others stop racing it; a forwarded order the ledger does not have within
-   ``execution.forward_timeout_ms`` is admitted by the engine that forwarded it after all;
+   the stream of the engine that overtook this one if that engine's name sorts first (:meth:`Admission._forward`):
+   one engine admits for a busy shared account and the others stop racing it; a forwarded order the ledger does
+   not have within ``execution.forward_timeout_ms`` is admitted by the engine that forwarded it after all;
 5. only then are the accepted orders sent to the broker, in one call; a call that times out leaves its orders
    UNKNOWN for the resolver (never resent).
 
