@@ -109,10 +109,7 @@ class MemoryTransport:
         return entry_id
 
     async def publish_many(self, stream: str, messages: Sequence[Message]) -> list[str]:
-        self._check_open()
-        ids = [self._append(stream, message, None) for message in messages]
-        self.stats.add(stream, "published", len(ids))
-        return ids
+        return await self.publish_many_nowait(stream, messages)
 
     def publish_many_nowait(self, stream: str, messages: Sequence[Message]) -> asyncio.Future[list[str]]:
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
@@ -120,10 +117,10 @@ class MemoryTransport:
             self._check_open()
         except BusUnavailable as exc:
             future.set_exception(exc)
-            return future
-        ids = [self._append(stream, message, None) for message in messages]
-        self.stats.add(stream, "published", len(ids))
-        future.set_result(ids)
+        else:
+            ids = [self._append(stream, message, None) for message in messages]
+            self.stats.add(stream, "published", len(ids))
+            future.set_result(ids)
         return future
 
     async def publish_raw(self, stream: str, payload: bytes) -> str:

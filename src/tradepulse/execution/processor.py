@@ -121,7 +121,7 @@ class ReportProcessor:
         instead of after it and a hand-over to the pump."""
         if self._take is None or self._inputs:
             return
-        batch: list[VenueReport | Internal] = list(self._take())
+        batch = self._take()
         if not batch:
             return
         try:
@@ -146,7 +146,7 @@ class ReportProcessor:
             if self._inputs:
                 await asyncio.sleep(0)  # a long backlog in slices: other tasks run in between
 
-    def process(self, inputs: list[VenueReport | Internal]) -> None:
+    def process(self, inputs: Sequence[VenueReport | Internal]) -> None:
         """Apply ``inputs`` in order; queue the events for publishing and the changes for booking."""
         items: list[ReportItem] = []
         book: dict[str, BookItem] = {}
