@@ -21,7 +21,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid_promql() -> None:
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_prometheus_config_is_valid() -> None:
@@ -33,7 +33,14 @@ def test_each_alert_fires_on_a_synthetic_series() -> None:
     result = promtool("test", "rules", "alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     tested = (DEPLOY / "alerts_test.yml").read_text()
-    for alert in ("HighExecutionLatency", "HighAPILatency", "LowModelAccuracy", "BusDeadLetters"):
+    for alert in (
+        "HighExecutionLatency",
+        "HighAPILatency",
+        "LowModelAccuracy",
+        "BusDeadLetters",
+        "EngineRefusingOrders",
+        "EngineForwardFallbacks",
+    ):
         assert f"alertname: {alert}" in tested
 
 

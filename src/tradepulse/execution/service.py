@@ -15,11 +15,14 @@ import signal
 import sys
 import time
 
-from tradepulse.bus import make_transport
+from prometheus_client import REGISTRY
+
+from tradepulse.bus import Transport, make_transport
 from tradepulse.config import Settings
 from tradepulse.execution.brokers import make_broker
 from tradepulse.execution.engine import ExecutionEngine
 from tradepulse.execution.gcpolicy import freeze_now, freeze_survivors
+from tradepulse.execution.metrics import EngineCollector
 from tradepulse.risk.instruments import InstrumentRegistry
 from tradepulse.storage import make_ledger_store
 
@@ -33,6 +36,22 @@ async def run_engine(settings: Settings, *, duration: float | None = None, ready
     instruments = InstrumentRegistry.from_settings(settings)
     broker = make_broker(settings, instruments)
     engine = ExecutionEngine(settings, bus, store, broker, instruments=instruments)
+    collector = EngineCollector(engine)
+    REGISTRY.register(collector)  # its counters on /metrics, read at scrape time
+    try:
+        return await _serve(settings, engine, bus, broker.venue, duration, ready_line)
+    finally:
+        REGISTRY.unregister(collector)
+
+
+async def _serve(
+    settings: Settings,
+    engine: ExecutionEngine,
+    bus: Transport,
+    venue: str,
+    duration: float | None,
+    ready_line: bool,
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,7 +81,7 @@ async def run_engine(settings: Settings, *, duration: float | None = None, ready
         freeze_now()
         freezer = loop.create_task(freeze_survivors(settings.execution.gc_freeze_ms / 1000.0), name="gc-freeze")
     if ready_line:
-        print(f"READY {settings.execution.engine_name} {broker.venue}", flush=True)
+        print(f"READY {settings.execution.engine_name} {venue}", flush=True)
     started = time.monotonic()
     last_report = started
     try:
