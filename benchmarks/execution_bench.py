@@ -25,6 +25,7 @@ import functools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -134,6 +136,27 @@ async def local_socket(db_url: str) -> str | None:
 class Engines:
     processes: list[subprocess.Popen[bytes]]
     names: list[str]
+    #: each engine's Prometheus port (``tradepulse engine --metrics-port``)
+    ports: list[int]
+
+    def counters(self) -> dict[str, dict[str, float]]:
+        """Each engine's order outcomes and contended admissions, from its /metrics (see
+        :mod:`tradepulse.execution.metrics`): what it admitted, forwarded to another engine, took turns on."""
+        out: dict[str, dict[str, float]] = {}
+        for name, port in zip(self.names, self.ports, strict=True):
+            counts: dict[str, float] = {}
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    body = response.read().decode()
+            except OSError as exc:
+                console.print(f"{name}: no metrics ({exc})")
+                continue
+            for line in body.splitlines():
+                match = _COUNTER_LINE.match(line)
+                if match is not None:
+                    counts[match["key"]] = float(match["value"])
+            out[name] = counts
+        return out
 
     def stop(self) -> list[int]:
         for p in self.processes:
@@ -273,8 +296,9 @@ def start_engines(
         env[name] = value
     processes = []
     names = [f"{run}-{i}" for i in range(1, n + 1)]
-    for name in names:
-        cmd = [sys.executable, "-m", "tradepulse.cli", "engine", "--name", name]
+    ports = [free_port() for _ in names]
+    for name, port in zip(names, ports, strict=True):
+        cmd = [sys.executable, "-m", "tradepulse.cli", "engine", "--name", name, "--metrics-port", str(port)]
         log = (workdir / f"{name}.log").open("wb")
         processes.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log))
         log.close()
@@ -286,7 +310,23 @@ def start_engines(
                 break
             if not line:
                 raise SystemExit(f"engine {name} did not start: see {workdir / (name + '.log')}")
-    return Engines(processes, names)
+    return Engines(processes, names, ports)
+
+
+#: ``engine_orders_total{engine="x",outcome="admitted"} 12.0`` -> admitted; contended turns likewise
+_COUNTER_LINE = re.compile(
+    r'^engine_(?:orders|contended_admissions)_total\{engine="[^"]*",(?:outcome|kind)="(?P<key>[a-z_]+)"\} '
+    r"(?P<value>[0-9.e+]+)$"
+)
+
+
+def print_engine_counters(counters: dict[str, dict[str, float]]) -> None:
+    for name, c in counters.items():
+        console.print(
+            f"  {name}: admitted {c.get('admitted', 0):,.0f}, forwarded {c.get('forwarded', 0):,.0f} "
+            f"(admitted back {c.get('forward_fallback', 0):,.0f}), duplicates {c.get('duplicate', 0):,.0f}, "
+            f"contended turns {c.get('turn', 0):,.0f} (under the lock {c.get('locked', 0):,.0f})"
+        )
 
 
 async def tick_feed(bus: RedisTransport, stop: asyncio.Event) -> None:
@@ -694,6 +734,10 @@ async def main(args: argparse.Namespace) -> int:
                 run = await gens.run(args.rate, args.seconds, "latency")
                 cpu1 = [cpu_seconds(p.pid) for p in engines.processes], gens.cpu_seconds()
                 work = (await WorkCounters.read(bus, db_url)).per_order(work0, run.sent)
+                if args.latency_engines > 1:
+                    counters = await asyncio.to_thread(engines.counters)
+                    print_engine_counters(counters)
+                    details["engine_counters_latency"] = counters
                 engine_us = sum(cpu1[0]) - sum(cpu0[0])
                 engine_us = engine_us * 1e6 / run.sent
                 generator_us = (cpu1[1] - cpu0[1]) * 1e6 / run.sent
@@ -769,6 +813,9 @@ async def main(args: argparse.Namespace) -> int:
                         label="max sustained orders/s, p99 < 10 ms, 3 engines",
                     )
                     details["throughput_3_engines"] = steps3
+                    counters3 = await asyncio.to_thread(engines.counters)
+                    print_engine_counters(counters3)
+                    details["engine_counters_3"] = counters3
                 finally:
                     await gens.close()
                     details["engine_exit_codes_3"] = await asyncio.to_thread(engines.stop)
