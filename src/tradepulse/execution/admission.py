@@ -522,7 +522,7 @@ class Admission:
         self.in_flight[number] = flight
         try:
             for attempt in range(_MAX_ATTEMPTS):
-                if attempt > 0 or self._is_contended(involved):
+                if attempt > 0 or self._takes_turns(involved):
                     refused = await self._admit_locked(flight, involved, attempt == 0, rate_refused, now, replies)
                     if refused is not None:
                         return refused
@@ -553,15 +553,14 @@ class Admission:
             flight.done.set_result(None)
 
     def contended(self) -> bool:
-        """Whether this engine admits in turns for some account: another engine overtook it on the account within
-        :data:`CONTENDED_S`, and the account's orders are not forwarded to that engine."""
+        """Whether this engine admits in turns for some account (see :meth:`_takes_turns`)."""
         if not self._contended:
             return False
         now = time.monotonic()
         for account, at in list(self._contended.items()):
             if now - at >= CONTENDED_S:
                 del self._contended[account]
-            elif self._owner(account) is None:
+            elif self._takes_turns([account]):
                 return True
         return False
 
@@ -570,6 +569,17 @@ class Admission:
             return False
         now = time.monotonic()
         return any(now - self._contended.get(a, -CONTENDED_S) < CONTENDED_S for a in accounts)
+
+    def _takes_turns(self, accounts: list[str]) -> bool:
+        """Whether some of ``accounts`` is admitted in turns here: another engine overtook this one on it within
+        :data:`CONTENDED_S`, and which one is not known (or forwarding is off). Once it is known, either this
+        engine forwards the account's orders to it or it forwards them here (see :meth:`_owner`): the account has
+        one writer, and once the turn that learned so has brought the view up to date, it admits on the fast
+        path."""
+        if not self._is_contended(accounts):
+            return False
+        known = self._overtaken_by if self.config.forward_contended else {}
+        return any(self._is_contended([a]) and a not in known for a in accounts)
 
     def _contended_at(self, accounts: list[str]) -> None:
         now = time.monotonic()
