@@ -25,7 +25,6 @@ import functools
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -42,6 +41,7 @@ from pathlib import Path
 from urllib.parse import urlparse, urlunparse
 
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import Metric, console, print_summary, write_results
 from benchmarks.metronome import Metronome
@@ -151,10 +151,11 @@ class Engines:
             except OSError as exc:
                 console.print(f"{name}: no metrics ({exc})")
                 continue
-            for line in body.splitlines():
-                match = _COUNTER_LINE.match(line)
-                if match is not None:
-                    counts[match["key"]] = float(match["value"])
+            for family in text_string_to_metric_families(body):
+                if family.name in ("engine_orders", "engine_contended_admissions"):
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            counts[sample.labels.get("outcome") or sample.labels["kind"]] = sample.value
             out[name] = counts
         return out
 
@@ -311,13 +312,6 @@ def start_engines(
             if not line:
                 raise SystemExit(f"engine {name} did not start: see {workdir / (name + '.log')}")
     return Engines(processes, names, ports)
-
-
-#: ``engine_orders_total{engine="x",outcome="admitted"} 12.0`` -> admitted; contended turns likewise
-_COUNTER_LINE = re.compile(
-    r'^engine_(?:orders|contended_admissions)_total\{engine="[^"]*",(?:outcome|kind)="(?P<key>[a-z_]+)"\} '
-    r"(?P<value>[0-9.e+]+)$"
-)
 
 
 def print_engine_counters(counters: dict[str, dict[str, float]]) -> None:

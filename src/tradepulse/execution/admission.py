@@ -416,9 +416,7 @@ class Admission:
                 log.warning("forwarding %d orders to %s failed (%s): admitting them here", len(cmds), owner, exc)
                 here.extend(cmds)
                 continue
-            look = time.monotonic() + self.config.forward_timeout_ms / 1000.0
-            for c in marked:
-                self._forwarded[c.client_order_id] = (c, look)
+            self._remember_forwarded(marked)
             self.state.counters.forwarded += len(cmds)
             # still contended while forwarding: this engine does not try the account's row again (and overtake
             # the engine admitting for it) until that engine stops answering (see _sweep_forwarded)
@@ -426,6 +424,12 @@ class Admission:
         if self._forwarded and (self._forward_task is None or self._forward_task.done()):
             self._forward_task = asyncio.get_running_loop().create_task(self._sweep_forwarded(), name="forwarded")
         return here
+
+    def _remember_forwarded(self, cmds: list[SubmitOrder]) -> None:
+        """Note ``cmds`` to be looked for in the ledger once ``forward_timeout_ms`` has passed."""
+        look = time.monotonic() + self.config.forward_timeout_ms / 1000.0
+        for c in cmds:
+            self._forwarded[c.client_order_id] = (c, look)
 
     async def _sweep_forwarded(self) -> None:
         """Admit here, through this engine's own stream, forwarded orders the ledger still lacks when due."""
@@ -455,9 +459,7 @@ class Admission:
             try:
                 await self.bus.publish_many(engine_stream(self.state.name), back)  # no owner noted: admitted here
             except BusUnavailable:
-                look = time.monotonic() + self.config.forward_timeout_ms / 1000.0
-                for c in back:
-                    self._forwarded[c.client_order_id] = (c, look)
+                self._remember_forwarded(back)  # looked at again after another timeout
                 continue
             self.state.counters.forward_fallbacks += len(back)
 
@@ -576,10 +578,8 @@ class Admission:
         engine forwards the account's orders to it or it forwards them here (see :meth:`_owner`): the account has
         one writer, and once the turn that learned so has brought the view up to date, it admits on the fast
         path."""
-        if not self._is_contended(accounts):
-            return False
         known = self._overtaken_by if self.config.forward_contended else {}
-        return any(self._is_contended([a]) and a not in known for a in accounts)
+        return any(a not in known and self._is_contended([a]) for a in accounts)
 
     def _contended_at(self, accounts: list[str]) -> None:
         now = time.monotonic()

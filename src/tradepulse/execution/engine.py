@@ -392,7 +392,7 @@ class ExecutionEngine:
         interval = self.config.ledger_retry_ms / 1000.0
         while not self._stopping:
             await asyncio.sleep(interval)
-            if self.state.ledger_ok and self.booker.available:
+            if self.ledger_available:
                 if self.state.ghosts:
                     await self._resolve_ghosts()
                 continue
@@ -439,6 +439,11 @@ class ExecutionEngine:
         if self.latency is not None and "submit" in item.stamps:
             self.latency.record(item.stamps)
 
+    @property
+    def ledger_available(self) -> bool:
+        """Whether the ledger answers both admissions and bookings (while it does not, new orders are refused)."""
+        return self.state.ledger_ok and self.booker.available
+
     def equity(self) -> Decimal:
         marks = self.state.marks
         total = ZERO
@@ -460,7 +465,7 @@ class ExecutionEngine:
             ("open orders", f"{len(self.state.orders):,}"),
             ("PnL (equity - start)", f"{self.equity() - start:,.2f}"),
             ("trading state", self.risk.state.value),
-            ("ledger", "ok" if self.state.ledger_ok and self.booker.available else "UNAVAILABLE (refusing orders)"),
+            ("ledger", "ok" if self.ledger_available else "UNAVAILABLE (refusing orders)"),
             ("unbooked / unpublished", f"{self.booker.backlog:,} / {self.publisher.backlog:,}"),
         ]
 

@@ -79,7 +79,7 @@ class EngineCollector(Collector):
             "1 while the engine admits new orders, 0 while the ledger is unavailable (orders refused).",
             labels=["engine"],
         )
-        ledger.add_metric([name], 1 if engine.state.ledger_ok and engine.booker.available else 0)
+        ledger.add_metric([name], 1 if engine.ledger_available else 0)
         yield ledger
 
 
