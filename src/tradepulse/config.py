@@ -229,6 +229,12 @@ class RiskConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True)
     max_daily_loss: NonNegativeDecimal = Decimal(0)
     #: how often engines re-read the persisted trading state (ACTIVE / REDUCING / HALTED)
     state_poll_ms: PositiveInt = 200
+    #: an order that reaches an engine more than this after it was sent (the order client's ``submit`` stamp, else
+    #: its ``ts_ns``) is rejected STALE_ORDER instead of executing: orders that waited in Redis while no engine ran
+    #: do not trade on a market that has moved since (0 = off). Above ``bus.claim_idle_ms`` +
+    #: ``bus.claim_interval_ms``, a dead engine's orders claimed by another still execute; below it, they are
+    #: rejected
+    max_order_age_ms: NonNegativeInt = 60_000
 
 
 class VenueConfig(_Config, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.support.engine import EngineHarness, client_for, order, settings_for, tick, until, until_async
@@ -166,6 +169,51 @@ async def test_the_venues_reports_are_applied_before_the_handler_returns(harness
     assert await verify(harness.store, "default") == []
     (record,) = (await harness.store.get_orders([cmd.client_order_id])).values()
     assert record.order.status is OrderStatus.FILLED
+
+
+async def test_orders_that_waited_past_their_deadline_while_no_engine_ran_are_rejected_not_executed(
+    tmp_path: Path,
+) -> None:
+    """Orders that sat on the stream while every engine was down are refused STALE_ORDER when an engine comes
+    back (recorded in the ledger, never sent to the venue); a fresh one executes, and a late copy of an order
+    admitted in time is answered with that order, never refused."""
+    bus = MemoryTransport()
+    h = EngineHarness(settings_for(tmp_path, risk={"max_order_age_ms": 400}), bus)
+    await h.start()
+    await h.ticks(tick("AAA", 100.0))
+    client = await client_for(bus, h.settings)
+    admitted = order("AAA", Side.BUY, 2)
+    assert (await client.submit(admitted)).status is OrderStatus.FILLED
+    await h.stop()
+    waiting = [order("AAA", Side.BUY, 1) for _ in range(5)]
+    own_deadline = msgspec.structs.replace(order("AAA", Side.BUY, 1), deadline_ns=time.time_ns() + 100_000_000)
+    late_copy = msgspec.structs.replace(admitted, ts_ns=time.time_ns() - 10**9)
+    futures = await client.submit_batch([*waiting, own_deadline, late_copy], timeout=10)
+    await asyncio.sleep(0.5)  # past both deadlines, with no engine reading
+    await h.start()
+    await h.ticks(tick("AAA", 100.0))
+    fresh = await client.submit(order("AAA", Side.BUY, 3))
+    results = await asyncio.gather(*futures)
+    for cmd, result in zip([*waiting, own_deadline], results, strict=False):
+        assert result.status is OrderStatus.REJECTED, cmd.client_order_id
+        assert getattr(result.last, "reason", None) is RejectReason.STALE_ORDER
+        assert "after its deadline" in getattr(result.last, "message", "")
+    assert isinstance(results[-1].last, Order)  # the copy: the order as it stands
+    assert results[-1].last.status is OrderStatus.FILLED
+    assert fresh.status is OrderStatus.FILLED
+    await h.quiet()
+    assert h.venue is not None
+    assert h.venue.fills == 1  # the fresh order only (the restarted venue's count)
+    assert h.store is not None
+    stored = await h.store.get_orders([c.client_order_id for c in [*waiting, own_deadline]])
+    assert {r.order.status for r in stored.values()} == {OrderStatus.REJECTED}
+    assert len(stored) == 6
+    (position,) = await h.store.positions("default")
+    assert position.position.quantity == 5  # 2 + 3: nothing stale executed
+    assert await verify(h.store, "default") == []
+    await client.close()
+    await h.stop()
+    await bus.close()
 
 
 async def test_copies_of_one_order_in_concurrent_batches_execute_once(tmp_path: Path) -> None:

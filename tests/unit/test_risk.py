@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -202,6 +203,52 @@ def test_rate_limit_per_strategy() -> None:
     clock.advance(1_000_000)  # 0.2 s: one token
     assert eng.check(order(1), acct, marks()).accepted
     assert eng.check(order(1), acct, marks()).reason is RejectReason.RATE_LIMIT
+
+
+@pytest.mark.parametrize(("late_ns", "ok"), [(-1, True), (0, True), (1, False)])
+def test_an_order_read_after_its_own_deadline_is_stale(late_ns: int, ok: bool) -> None:
+    clock = ManualClock()
+    eng = engine(clock, max_order_age_ms=0)
+    cmd = msgspec.structs.replace(order(1), deadline_ns=clock.time_ns() - late_ns)
+    assert reason(eng, cmd) == (None if ok else RejectReason.STALE_ORDER)
+
+
+@pytest.mark.parametrize(("age_ns", "ok"), [(2_000_000_000 - 1, True), (2_000_000_000, True), (2_000_000_001, False)])
+def test_an_order_older_than_the_max_age_is_stale(age_ns: int, ok: bool) -> None:
+    clock = ManualClock()
+    eng = engine(clock, max_order_age_ms=2_000)
+    cmd = msgspec.structs.replace(order(1), ts_ns=clock.time_ns() - age_ns)
+    assert reason(eng, cmd) == (None if ok else RejectReason.STALE_ORDER)
+
+
+def test_the_earlier_of_the_orders_deadline_and_its_max_age_applies() -> None:
+    clock = ManualClock()
+    now = clock.time_ns()
+    eng = engine(clock, max_order_age_ms=1_000)
+    sent = msgspec.structs.replace(order(1), ts_ns=now - 500_000_000)  # 0.5 s old: 0.5 s of its max age left
+    assert eng.deadline_ns(sent) == now + 500_000_000
+    assert eng.deadline_ns(msgspec.structs.replace(sent, deadline_ns=now + 100)) == now + 100
+    assert eng.deadline_ns(msgspec.structs.replace(sent, deadline_ns=now + 10**9)) == now + 500_000_000
+    assert engine(clock, max_order_age_ms=0).deadline_ns(sent) == 0  # no max age, no deadline: none
+    assert eng.deadline_ns(msgspec.structs.replace(sent, ts_ns=0)) == 0  # not stamped: its age is unknown
+    clock.advance(500_000_001)
+    decision = eng.check(sent, account(), marks())
+    assert decision.reason is RejectReason.STALE_ORDER
+    assert "1000 ms after it was sent" in decision.message
+
+
+def test_a_stale_order_reserves_nothing_and_uses_no_rate_token() -> None:
+    clock = ManualClock()
+    eng, acct = engine(clock, max_orders_per_s=1), account()
+    stale = msgspec.structs.replace(order(10), deadline_ns=clock.time_ns() - 1)
+    assert eng.check(stale, acct, marks()).reason is RejectReason.STALE_ORDER
+    assert acct.symbols.get("AAA") is None or acct.symbols["AAA"].buy_qty == 0
+    assert eng.check(order(1), acct, marks()).accepted  # the strategy's one token is still there
+
+
+def test_a_negative_deadline_is_refused_where_the_order_is_built() -> None:
+    with pytest.raises(ValueError, match="deadline_ns"):
+        msgspec.structs.replace(order(1), deadline_ns=-1)
 
 
 def test_validation_reasons() -> None:

@@ -375,6 +375,7 @@ class _Calls:
         client_order_id: str | None,
         strategy_id: str,
         account: str | None,
+        valid_for_ms: int | None = None,
     ) -> _Call[OrderResponse]:
         coid = client_order_id or new_client_order_id()
         request = OrderRequest(
@@ -387,6 +388,7 @@ class _Calls:
             stop_price=_optional_decimal(stop_price, "stop_price"),
             time_in_force=TimeInForce(time_in_force),
             strategy_id=strategy_id,
+            valid_for_ms=valid_for_ms,
         )
         return _Call(
             "POST",
@@ -715,11 +717,13 @@ class Client:
         client_order_id: str | None = None,
         strategy_id: str = "api",
         account: str | None = None,
+        valid_for_ms: int | None = None,
     ) -> OrderResponse:
         """Submit an order; the answer's ``order.client_order_id`` is its id (a new uuid4-based one unless
         given). ``outcome``: ``created``, ``existing`` (the id was used already: its order, nothing executed
         again) or ``pending`` (no final answer in time: :meth:`get_order` it later). Transport errors and
-        timeouts are retried with the SAME id."""
+        timeouts are retried with the SAME id. ``valid_for_ms``: an engine that reads the order later than this
+        after the API received it rejects it (``STALE_ORDER``) instead of executing it."""
         return self._run(
             _Calls.submit(
                 symbol,
@@ -732,6 +736,7 @@ class Client:
                 client_order_id=client_order_id,
                 strategy_id=strategy_id,
                 account=account,
+                valid_for_ms=valid_for_ms,
             )
         )
 
@@ -1035,6 +1040,7 @@ class AsyncClient:
         client_order_id: str | None = None,
         strategy_id: str = "api",
         account: str | None = None,
+        valid_for_ms: int | None = None,
     ) -> OrderResponse:
         """See :meth:`Client.submit_order`."""
         return await self._run(
@@ -1049,6 +1055,7 @@ class AsyncClient:
                 client_order_id=client_order_id,
                 strategy_id=strategy_id,
                 account=account,
+                valid_for_ms=valid_for_ms,
             )
         )
 

@@ -29,6 +29,15 @@ PositiveDecimal = Annotated[
 NonNegativeDecimal = Annotated[
     str, msgspec.Meta(pattern=DECIMAL, description='A decimal >= 0 as a string (e.g. "0.25").')
 ]
+ValidFor = Annotated[
+    int,
+    msgspec.Meta(
+        ge=1,
+        le=86_400_000,
+        description="Milliseconds after the API received the order within which an engine may still admit it; "
+        "later it is rejected STALE_ORDER and never executes.",
+    ),
+]
 RebalanceId = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Za-z0-9._\-]{1,24}$", description="Names the orders: rb-{id}-{S|B}-{symbol}.")
 ]
@@ -47,6 +56,9 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stop_price: PositiveDecimal | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
     strategy_id: Id = "api"
+    #: an engine may admit the order up to this many ms after the API received it; later it is rejected
+    #: STALE_ORDER and never executes (none: the engines' ``risk.max_order_age_ms`` only)
+    valid_for_ms: ValidFor | None = None
 
 
 class OrderView(msgspec.Struct, frozen=True, kw_only=True):

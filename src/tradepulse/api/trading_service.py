@@ -353,6 +353,7 @@ class TradingService:
                 raise InvalidRequest(f"{price} is not on the tick {instrument.tick_size}", field=f"body.{name}")
         if not _STRATEGY_ID.match(req.strategy_id):
             raise InvalidRequest("must be 1-64 characters of A-Z a-z 0-9 . _ : -", field="body.strategy_id")
+        now = time.time_ns()
         try:
             return SubmitOrder(
                 client_order_id=req.client_order_id,
@@ -365,7 +366,8 @@ class TradingService:
                 time_in_force=req.time_in_force,
                 strategy_id=req.strategy_id,
                 account_id=account_id,
-                ts_ns=time.time_ns(),
+                ts_ns=now,
+                deadline_ns=0 if req.valid_for_ms is None else now + req.valid_for_ms * 1_000_000,
             )
         except ValueError as exc:  # the domain's own checks name the field first: "limit_price: required ..."
             name, _, message = str(exc).partition(": ")

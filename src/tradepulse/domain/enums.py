@@ -75,6 +75,9 @@ class RejectReason(StrEnum):
     REDUCE_ONLY = "REDUCE_ONLY"
     DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    #: the order reached an engine after its deadline (its own, or ``risk.max_order_age_ms`` after it was
+    #: sent); it was never sent to a broker
+    STALE_ORDER = "STALE_ORDER"
     #: the broker never received the order (its submit timed out or the engine crashed); it was not resent
     LOST_AT_BROKER = "LOST_AT_BROKER"
     NO_LIQUIDITY = "NO_LIQUIDITY"

@@ -93,9 +93,14 @@ class SubmitOrder(Message, frozen=True, kw_only=True):
     strategy_id: str = "manual"
     account_id: str = "default"
     ts_ns: int = 0
+    #: admit no later than this (epoch ns, the engine's clock): an engine that reads the order later rejects it
+    #: with STALE_ORDER instead of executing it; 0 = no deadline of its own (``risk.max_order_age_ms`` applies)
+    deadline_ns: int = 0
 
     def __post_init__(self) -> None:
         validate_client_order_id(self.client_order_id)
+        if self.deadline_ns < 0:
+            raise ValueError(f"deadline_ns: must be 0 (none) or a time in epoch ns, got {self.deadline_ns}")
         if not self.symbol:
             raise ValueError("symbol: must not be empty")
         _positive(self.quantity, "quantity")

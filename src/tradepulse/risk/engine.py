@@ -7,13 +7,20 @@ passes; one smallest step above it fails.
 
 Order of the checks (the reason codes of :class:`~tradepulse.domain.RejectReason`):
 
-1. TRADING_HALTED (kill switch HALTED)            8. PRICE_COLLAR (limit/stop too far from the last price)
-2. UNKNOWN_ACCOUNT                                 9. MAX_ORDER_NOTIONAL
-3. UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_TRADABLE    10. REDUCE_ONLY (kill switch REDUCING)
-4. INVALID_QUANTITY (lot), INVALID_PRICE (tick)   11. MAX_POSITION (counting open orders)
-5. RATE_LIMIT (per strategy)                      12. MAX_GROSS_EXPOSURE (counting open orders)
-6. MAX_ORDER_QUANTITY                             13. INSUFFICIENT_CASH (buys, counting open buys and a fee
-7. NO_REFERENCE_PRICE (no market data yet)            reserve)
+0. STALE_ORDER (read after its deadline)           8. PRICE_COLLAR (limit/stop too far from the last price)
+1. TRADING_HALTED (kill switch HALTED)             9. MAX_ORDER_NOTIONAL
+2. UNKNOWN_ACCOUNT                                10. REDUCE_ONLY (kill switch REDUCING)
+3. UNKNOWN_INSTRUMENT, INSTRUMENT_NOT_TRADABLE    11. MAX_POSITION (counting open orders)
+4. INVALID_QUANTITY (lot), INVALID_PRICE (tick)   12. MAX_GROSS_EXPOSURE (counting open orders)
+5. RATE_LIMIT (per strategy)                      13. INSUFFICIENT_CASH (buys, counting open buys and a fee
+6. MAX_ORDER_QUANTITY                                 reserve)
+7. NO_REFERENCE_PRICE (no market data yet)
+
+An order's deadline is its own ``deadline_ns`` or ``risk.max_order_age_ms`` after it was sent (the order client's
+``submit`` stamp, else the command's ``ts_ns``; neither: no age), whichever comes first. It is compared with this
+engine's clock, so the sender's and the engine's clocks must agree to well within that age (NTP does). Only an
+order admitted for the first time is checked: a repeated client order id is answered with its order as it
+stands, however late it comes.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ class RiskEngine:
         self._accounts = frozenset(config.accounts)
         self._collar = config.price_collar
         self._fee_reserve = config.fee_reserve_bps / _BPS
+        self._clock = clock
+        self._max_age_ns = config.max_order_age_ms * 1_000_000
 
     def check(
         self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks, *, count_rate: bool = True
@@ -76,8 +85,28 @@ class RiskEngine:
             account.reserve(cmd.symbol, cmd.side, cmd.quantity, decision.reserve_price)
         return decision
 
+    def deadline_ns(self, cmd: SubmitOrder) -> int:
+        """The latest time ``cmd`` may be admitted (epoch ns), or 0 for none (see the module docstring)."""
+        deadline = cmd.deadline_ns
+        sent = cmd.stamps.get("submit") or cmd.ts_ns  # the client's publish, else the command's own time
+        if self._max_age_ns and sent:
+            by_age = sent + self._max_age_ns
+            if not deadline or by_age < deadline:
+                return by_age
+        return deadline
+
     def _check(self, cmd: SubmitOrder, account: AccountRisk | None, marks: Marks, count_rate: bool) -> RiskDecision:
         cfg = self.config
+        if cmd.deadline_ns or self._max_age_ns:
+            deadline = self.deadline_ns(cmd)
+            now = self._clock.time_ns()
+            if deadline and now > deadline:
+                return _reject(
+                    RejectReason.STALE_ORDER,
+                    f"read {(now - deadline) / 1e6:.3f} ms after its deadline"
+                    + ("" if deadline == cmd.deadline_ns else f" ({cfg.max_order_age_ms} ms after it was sent)")
+                    + "; not executed",
+                )
         if self.state is TradingState.HALTED:
             return _reject(RejectReason.TRADING_HALTED, "trading is HALTED (kill switch); only an admin can resume")
         if account is None or cmd.account_id not in self._accounts:

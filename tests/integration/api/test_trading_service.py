@@ -253,6 +253,33 @@ async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Tr
     assert len(await trading.store.fills(client_order_ids=["late-1"])) == (stored.status is OrderStatus.FILLED)
 
 
+async def test_an_order_valid_for_less_than_the_outage_is_rejected_stale_when_an_engine_returns(
+    trading: Trading,
+) -> None:
+    await trading.harness.crash()
+    svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=0.3)
+    status, pending = await svc.submit(req("stale-1", valid_for_ms=200), "default")
+    assert status == 202
+    assert pending.outcome == "pending"
+    await asyncio.sleep(0.3)  # the 200 ms pass with no engine reading
+    await trading.harness.start()
+    await trading.harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
+
+    async def final() -> bool:
+        rec = (await trading.store.get_orders(["stale-1"])).get("stale-1")
+        return rec is not None and rec.order.is_terminal
+
+    await until_async(final, 20, "the pending order ended after the engine restarted")
+    status, existing = await svc.submit(req("stale-1", valid_for_ms=200), "default")
+    assert status == 200
+    assert existing.order.status is OrderStatus.REJECTED
+    assert existing.order.reject_reason is RejectReason.STALE_ORDER
+    assert await trading.store.fills(client_order_ids=["stale-1"]) == []
+    status, fresh = await svc.submit(req("stale-2", valid_for_ms=5_000), "default")
+    assert status == 201
+    assert fresh.order.status is OrderStatus.FILLED
+
+
 async def test_rebalance_to_target_quantities(trading: Trading) -> None:
     svc = trading.service
     await svc.submit(req("q-seed", qty="100"), "default")
