@@ -228,6 +228,14 @@ async def test_rebalance_preview_execute_and_replay_never_double_trades(trading:
     assert await verify(trading.store, "default") == []
 
 
+async def _until_terminal_in_ledger(trading: Trading, coid: str) -> None:
+    async def final() -> bool:
+        rec = (await trading.store.get_orders([coid])).get(coid)
+        return rec is not None and rec.order.is_terminal
+
+    await until_async(final, 20, f"the pending order {coid} ended after the engine restarted")
+
+
 async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Trading) -> None:
     await trading.harness.crash()
     svc = TradingService.create(trading.settings, trading.store, trading.client, timeout_s=0.3)
@@ -238,11 +246,7 @@ async def test_no_answer_in_time_is_pending_and_the_order_ends_later(trading: Tr
     await trading.harness.start()
     await trading.harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
 
-    async def final() -> bool:
-        rec = (await trading.store.get_orders(["late-1"])).get("late-1")
-        return rec is not None and rec.order.is_terminal
-
-    await until_async(final, 20, "the pending order ended after the engine restarted")
+    await _until_terminal_in_ledger(trading, "late-1")
     status, existing = await svc.submit(req("late-1"), "default")
     assert status == 200
     assert existing.outcome == "existing"
@@ -265,11 +269,7 @@ async def test_an_order_valid_for_less_than_the_outage_is_rejected_stale_when_an
     await trading.harness.start()
     await trading.harness.ticks(tick("AAA", 100.0), tick("BBB", 50.0))
 
-    async def final() -> bool:
-        rec = (await trading.store.get_orders(["stale-1"])).get("stale-1")
-        return rec is not None and rec.order.is_terminal
-
-    await until_async(final, 20, "the pending order ended after the engine restarted")
+    await _until_terminal_in_ledger(trading, "stale-1")
     status, existing = await svc.submit(req("stale-1", valid_for_ms=200), "default")
     assert status == 200
     assert existing.order.status is OrderStatus.REJECTED
