@@ -233,9 +233,15 @@ async def test_submit_fills_and_the_same_id_again_returns_the_same_order(live: L
             assert account.cash == STARTING_CASH - D("1000.10") - got.order.fees
             assert account.equity == account.cash + account.positions_value
 
+            with pytest.raises(ValidationError) as never_valid:
+                api.submit_order("AAA", "BUY", 1, time_in_force="IOC", valid_for_ms=0)
+            assert never_valid.value.field == "body.valid_for_ms"
+            timely = api.submit_order("AAA", "SELL", D("10"), time_in_force="IOC", valid_for_ms=5_000)
+            assert (timely.outcome, timely.order.status) == ("created", OrderStatus.FILLED)
+
     await asyncio.to_thread(scenario)
     assert live.harness.venue is not None
-    assert live.harness.venue.fills == 1, "the repeated submit executed nothing"
+    assert live.harness.venue.fills == 2, "the repeated submit executed nothing"
 
 
 async def test_a_lost_answer_is_retried_with_the_same_client_order_id(live: LiveServer) -> None:
