@@ -33,22 +33,34 @@ console = Console()
 
 @dataclass(frozen=True)
 class Metric:
-    """One reported figure. ``lower_is_better`` decides how it is compared with ``target``."""
+    """One reported figure. ``lower_is_better`` decides how it is compared with ``target`` (the issue's goal) and
+    with ``seed`` (the original specification's target, where it names one: the floor)."""
 
     value: float
     unit: str
     target: float | None = None
     lower_is_better: bool = True
     label: str = ""
+    seed: float | None = None
+
+    def _meets(self, target: float | None) -> bool | None:
+        if target is None:
+            return None
+        return self.value < target if self.lower_is_better else self.value > target
 
     @property
     def passed(self) -> bool | None:
-        if self.target is None:
-            return None
-        return self.value < self.target if self.lower_is_better else self.value > self.target
+        return self._meets(self.target)
+
+    @property
+    def seed_passed(self) -> bool | None:
+        return self._meets(self.seed)
 
     def as_json(self) -> dict[str, Any]:
-        return {"value": round(self.value, 6), "unit": self.unit, "target": self.target, "pass": self.passed}
+        out = {"value": round(self.value, 6), "unit": self.unit, "target": self.target, "pass": self.passed}
+        if self.seed is not None:
+            out |= {"seed_target": self.seed, "seed_pass": self.seed_passed}
+        return out
 
 
 def git_rev() -> str:
@@ -100,22 +112,29 @@ def write_results(
 def print_summary(title: str, metrics: dict[str, Metric]) -> bool:
     """Print the figures as a table and the seed-style PASS/FAIL lines; return whether all targets passed."""
     table = Table(title=title)
-    for column in ("metric", "value", "target", "result"):
+    seeds = any(m.seed is not None for m in metrics.values())
+    columns = ("metric", "value", "target", "result", *(("seed target", "seed") if seeds else ()))
+    for column in columns:
         table.add_column(column, justify="left" if column == "metric" else "right")
+    verdicts = {None: "", True: "[green]PASS[/green]", False: "[red]FAIL[/red]"}
     ok = True
     for key, m in metrics.items():
-        verdict = {None: "", True: "[green]PASS[/green]", False: "[red]FAIL[/red]"}[m.passed]
         op = "<" if m.lower_is_better else ">"
         target = "" if m.target is None else f"{op} {m.target:g} {m.unit}"
-        table.add_row(m.label or key, f"{m.value:,.3f} {m.unit}", target, verdict)
+        row = [m.label or key, f"{m.value:,.3f} {m.unit}", target, verdicts[m.passed]]
+        if seeds:
+            row += ["" if m.seed is None else f"{op} {m.seed:g} {m.unit}", verdicts[m.seed_passed]]
+        table.add_row(*row)
     console.print(table)
     for key, m in metrics.items():
-        if m.passed is None:
-            continue
         op = "<" if m.lower_is_better else ">"
-        mark = "✅ PASS" if m.passed else "❌ FAIL"
-        console.print(f"{mark}: {m.label or key} {m.value:,.3f} {m.unit} {op} {m.target:g} {m.unit} target")
-        ok = ok and bool(m.passed)
+        for goal, passed, kind in ((m.target, m.passed, "target"), (m.seed, m.seed_passed, "seed target")):
+            if goal is None:
+                continue
+            mark = "✅ PASS" if passed else "❌ FAIL"
+            console.print(f"{mark}: {m.label or key} {m.value:,.3f} {m.unit} {op} {goal:g} {m.unit} {kind}")
+        if m.passed is not None:
+            ok = ok and bool(m.passed)
     return ok
 
 

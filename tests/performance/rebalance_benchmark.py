@@ -57,6 +57,8 @@ from tradepulse.portfolio.rebalance import (
 
 SCALING_SIZES = (100, 500, 1_000, 5_000, 50_000)
 TARGET_SPEEDUP = 10.0
+#: the seed's ">= 25 % speedup" is a 25 % shorter time (450 -> 320 ms is its 28.9 %): baseline / optimized >= 4/3
+SEED_SPEEDUP = 4 / 3
 TARGET_MS = {1_000: 0.5, 5_000: 2.0}
 SEED_MS = {100: (45, 35), 500: (220, 160), 1_000: (450, 320), 5_000: (2400, 1650)}
 QUANTITY_DECIMALS, PRICE_DECIMALS, WEIGHT_DECIMALS = 4, 2, 9
@@ -298,7 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     if 1_000 in by_size:
         r = by_size[1_000]
         metrics["speedup_1000"] = Metric(
-            r["baseline_ms"] / r["optimized_ms"], "x", TARGET_SPEEDUP, lower_is_better=False, label="speedup, 1,000"
+            r["baseline_ms"] / r["optimized_ms"],
+            "x",
+            TARGET_SPEEDUP,
+            lower_is_better=False,
+            label="speedup, 1,000",
+            seed=SEED_SPEEDUP,
         )
         extra = (
             ("decimal_path_1000_ms", "decimal_path_ms", "Decimal-dict path: build_problem + rebalance, 1,000"),
